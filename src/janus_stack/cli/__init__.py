@@ -1,0 +1,95 @@
+"""The ``janus`` command line: one module per command group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from janus_stack.cli import audit, config_cmd, db, docs, doctor, ingest, quickstart, verify
+from janus_stack.cli._common import CLIState, stderr
+from janus_stack.errors import JanusError
+
+app = typer.Typer(
+    name="janus",
+    help="Janus: a self-hosted memory and workflow platform for AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(db.app, name="db")
+app.add_typer(audit.app, name="audit")
+app.add_typer(docs.app, name="docs")
+app.command("doctor")(doctor.doctor)
+app.command("ingest")(ingest.ingest)
+app.command("delete")(ingest.delete)
+app.command("stats")(docs.stats_command)
+app.command("quickstart")(quickstart.quickstart)
+app.command("verify")(verify.verify)
+app.command("repair")(verify.repair)
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="JANUS_HOME: where embedded data lives.")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant-default", help="Default tenant.")] = None,
+    lock_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--lock-timeout", help="Seconds to wait for another process owning JANUS_HOME."
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="debug|info|warning|error")
+    ] = None,
+    relational_url: Annotated[
+        str | None, typer.Option("--relational-url", help="Ledger database URL.")
+    ] = None,
+    objects_url: Annotated[
+        str | None, typer.Option("--objects-url", help="Object store URL.")
+    ] = None,
+    vectors_url: Annotated[
+        str | None, typer.Option("--vectors-url", help="Vector index URL.")
+    ] = None,
+    graph_url: Annotated[
+        str | None, typer.Option("--graph-url", help="Knowledge graph URL.")
+    ] = None,
+    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Task queue URL.")] = None,
+    cache_url: Annotated[
+        str | None, typer.Option("--cache-url", help="Cache & limits URL.")
+    ] = None,
+    embeddings_url: Annotated[
+        str | None, typer.Option("--embeddings-url", help="Embedding model URL.")
+    ] = None,
+) -> None:
+    ctx.obj = CLIState(
+        overrides={
+            "home": home,
+            "tenant": tenant,
+            "lock_timeout": lock_timeout,
+            "log_level": log_level,
+            "relational_url": relational_url,
+            "objects_url": objects_url,
+            "vectors_url": vectors_url,
+            "graph_url": graph_url,
+            "queue_url": queue_url,
+            "cache_url": cache_url,
+            "embeddings_url": embeddings_url,
+        }
+    )
+
+
+def main() -> None:
+    """Entry point: every expected failure becomes a message and exit code 1."""
+    try:
+        app()
+    except JanusError as exc:
+        console = stderr()
+        console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        if exc.hint:
+            console.print(f"[yellow]hint:[/] {exc.hint}", soft_wrap=True)
+        raise SystemExit(1) from None

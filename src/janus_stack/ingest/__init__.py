@@ -1,0 +1,1 @@
+"""Ingest: turn files into documents, chunks, vectors and graph facts."""
