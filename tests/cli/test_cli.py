@@ -117,7 +117,8 @@ def test_second_process_on_the_same_home_names_the_owner(_isolated_home: Path) -
             "-c",
             "import sys, time; from pathlib import Path;"
             "from janus_stack.home_lock import HomeLock;"
-            "lock = HomeLock(Path(sys.argv[1])); lock.acquire(); print('locked', flush=True); time.sleep(60)",
+            "lock = HomeLock(Path(sys.argv[1])); lock.acquire();"
+            "print('locked', flush=True); time.sleep(60)",
             str(_isolated_home),
         ],
         stdout=subprocess.PIPE,
