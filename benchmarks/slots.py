@@ -6,6 +6,7 @@ The goal is Janus overhead ≤ 15 %, i.e. a ratio ≥ 0.85 on every row.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 import tempfile
@@ -20,7 +21,12 @@ SLOTS = ("objects", "vectors", "graph", "queue", "cache")
 
 
 def main(argv: list[str]) -> int:
-    chosen = argv or list(SLOTS)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.slots", description=__doc__)
+    parser.add_argument("slots", nargs="*", metavar="SLOT", help=f"any of {', '.join(SLOTS)}")
+    chosen = parser.parse_args(argv).slots or list(SLOTS)
+    unknown = sorted(set(chosen) - set(SLOTS))
+    if unknown:
+        parser.error(f"unknown slot(s) {', '.join(unknown)}; choose from {', '.join(SLOTS)}")
     rows: list[BenchRow] = []
     for slot in chosen:
         module = importlib.import_module(f"benchmarks.slot_{slot}")

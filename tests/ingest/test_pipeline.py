@@ -501,12 +501,6 @@ def test_identical_bytes_under_two_paths_are_stored_once(
     assert janus.graph.counts(TENANT) == GraphCounts(0, 0, 0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a point's payload names the document that first indexed its doc_id; deleting "
-    "that path keeps the points (right) but leaves document_id/source/title/tags naming "
-    "the deleted document (removal.delete_document does not re-point them)",
-)
 def test_points_shared_by_two_paths_name_a_live_document_once_one_is_deleted(
     janus: Janus, tmp_path: Path
 ) -> None:
@@ -595,12 +589,6 @@ def test_changed_multi_document_file_updates_changed_records_and_drops_vanished_
     check_events(janus)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a record left unchanged in a changed file keeps its version, whose object_key "
-    "is the old file's: the old file stays stored, and the file is never 'unchanged' "
-    "again (pipeline._prepare_file compares every current version's key with the file's)",
-)
 def test_a_multi_document_file_changed_once_is_unchanged_afterwards(
     janus: Janus, tmp_path: Path
 ) -> None:
@@ -845,7 +833,7 @@ def test_a_crash_while_removing_a_replaced_version_leaves_no_orphans(tmp_path: P
         ingest(janus, files)
     files[0].write_text(paragraph(0, variant="b"), encoding="utf-8")
     with Janus(load_settings()) as janus, pytest.MonkeyPatch.context() as mp:
-        mp.setattr(projection, "remove_doc_id", crash_before(projection, "remove_doc_id"))
+        mp.setattr(projection, "settle_doc_id", crash_before(projection, "settle_doc_id"))
         with contextlib.suppress(Crash):
             ingest(janus, files)
 

@@ -331,6 +331,46 @@ class DocumentLedger:
             )
         return int(count or 0)
 
+    def adopt_object(self, tenant: str, source: str, object_key: str) -> list[str]:
+        """Point every live version read from ``source`` at its newest bytes.
+
+        A file holding many records (JSON Lines, a wiki dump) that changed in
+        one record keeps the other records' versions; they were read again
+        from the new bytes, so they now refer to the new object. Returns the
+        keys they referred to before, for the caller to release.
+        """
+        with self.ledger.session() as session:
+            versions = list(
+                session.scalars(
+                    select(DocumentVersion)
+                    .join(Document, Document.id == DocumentVersion.document_id)
+                    .where(
+                        Document.tenant_id == tenant,
+                        Document.source == source,
+                        DocumentVersion.status.in_(LIVE),
+                        DocumentVersion.object_key != object_key,
+                    )
+                )
+            )
+            previous = sorted({version.object_key for version in versions})
+            for version in versions:
+                version.object_key = object_key
+        return previous
+
+    def live_version_of(self, tenant: str, doc_id: str) -> int | None:
+        """The newest live version carrying ``doc_id``: whom its points should name."""
+        with self.ledger.session() as session:
+            return session.scalar(
+                select(DocumentVersion.id)
+                .where(
+                    DocumentVersion.tenant_id == tenant,
+                    DocumentVersion.doc_id == doc_id,
+                    DocumentVersion.status.in_(LIVE),
+                )
+                .order_by(DocumentVersion.id.desc())
+                .limit(1)
+            )
+
     def object_in_use(self, object_key: str) -> bool:
         with self.ledger.session() as session:
             count = session.scalar(

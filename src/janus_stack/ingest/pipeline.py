@@ -222,6 +222,8 @@ class Ingestor:
                     break
             else:
                 self._drop_vanished(tenant, source, seen, known)
+                for previous in self.documents.adopt_object(tenant, source, key):
+                    release_object(self.janus, self.documents, previous)
         except ExtractionError as exc:
             outcome.status, outcome.error = "failed", str(exc)
             self._record_failure(tenant, source, path, exc.reason, str(exc), stored)

@@ -17,7 +17,7 @@ from janus_stack.context import Janus
 from janus_stack.ingest.documents import DocumentLedger, VersionRef
 from janus_stack.ingest.entities import ChunkText, EntityExtractor
 from janus_stack.ingest.knowledge import KnowledgeLedger
-from janus_stack.ingest.removal import release_object, remove_doc_id
+from janus_stack.ingest.removal import chunk_payload, release_object, settle_doc_id
 from janus_stack.ledger.models import Chunk
 from janus_stack.slots.embeddings import Embedder
 from janus_stack.slots.vectors import VectorPoint
@@ -96,7 +96,7 @@ class Projector:
             VectorPoint(
                 id=row_id,
                 vector=vectors[row_id].tolist(),
-                payload=_payload(
+                payload=chunk_payload(
                     by_id[row_id], ref_of[by_id[row_id].doc_id], model, self.embedder.dim
                 ),
             )
@@ -173,8 +173,7 @@ class Projector:
                 },
             )
         for old_doc_id, old_key in self.documents.finish_version(ref.version_id):
-            if self.documents.live_doc_id_count(ref.tenant, old_doc_id) == 0:
-                remove_doc_id(self.janus, self.documents, ref.tenant, old_doc_id)
+            settle_doc_id(self.janus, self.documents, ref.tenant, old_doc_id)
             release_object(self.janus, self.documents, old_key)
         self._progress("document", 1)
 
@@ -187,22 +186,3 @@ class Projector:
                 tenant=ref.tenant, subject=ref.document_id, type="document.*", limit=10_000
             )
         )
-
-
-def _payload(row: Chunk, ref: VersionRef, model: str, dim: int) -> dict[str, object]:
-    """The point payload: IDs to move between stores, filters, and the embedding model."""
-    return {
-        "tenant": ref.tenant,
-        "doc_id": row.doc_id,
-        "document_id": ref.document_id,
-        "chunk_id": row.id,
-        "source": ref.source,
-        "title": ref.title,
-        "ordinal": row.ordinal,
-        "page": row.page,
-        "heading_path": list(row.heading_path),
-        "text_sha256": row.text_sha256,
-        "model": model,
-        "dim": dim,
-        "tags": dict(ref.tags),
-    }

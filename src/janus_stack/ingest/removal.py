@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from janus_stack.context import Janus
 from janus_stack.errors import NotFoundError
-from janus_stack.ingest.documents import DocumentLedger
-from janus_stack.slots.vectors import VectorFilter
+from janus_stack.ingest.documents import DocumentLedger, VersionRef
+from janus_stack.ledger.models import Chunk
+from janus_stack.slots.vectors import VectorFilter, VectorPoint
 
 
 @dataclass
@@ -29,6 +30,57 @@ def remove_doc_id(janus: Janus, documents: DocumentLedger, tenant: str, doc_id: 
     janus.vectors.delete(VectorFilter(tenant=tenant, equals={"doc_id": doc_id}))
     janus.graph.remove_document(tenant, doc_id)
     documents.remove_contributions(tenant, doc_id)
+
+
+def settle_doc_id(janus: Janus, documents: DocumentLedger, tenant: str, doc_id: str) -> bool:
+    """After a version carrying ``doc_id`` went away: remove its contributions or re-point them.
+
+    Identical bytes under two sources share one ``doc_id`` and one set of
+    points. While another live version still carries it the contributions
+    stay, but the points' payload must name that version's document, or
+    search would cite a deleted (or since changed) source. Returns whether
+    the contributions were removed.
+    """
+    survivor = documents.live_version_of(tenant, doc_id)
+    if survivor is None:
+        remove_doc_id(janus, documents, tenant, doc_id)
+        return True
+    ref = documents.version(survivor)
+    rows = {row.id: row for row in documents.chunks_of(doc_id)}
+    hits = janus.vectors.retrieve(tenant, list(rows), with_vectors=True)
+    points = [
+        VectorPoint(
+            id=hit.id,
+            vector=list(hit.vector),
+            payload=chunk_payload(
+                rows[hit.id], ref, str(hit.payload.get("model", "")), len(hit.vector)
+            ),
+        )
+        for hit in hits
+        if hit.vector is not None and hit.payload.get("document_id") != ref.document_id
+    ]
+    if points:
+        janus.vectors.upsert(points)
+    return False
+
+
+def chunk_payload(row: Chunk, ref: VersionRef, model: str, dim: int) -> dict[str, object]:
+    """The point payload: IDs to move between stores, filters, and the embedding model."""
+    return {
+        "tenant": ref.tenant,
+        "doc_id": row.doc_id,
+        "document_id": ref.document_id,
+        "chunk_id": row.id,
+        "source": ref.source,
+        "title": ref.title,
+        "ordinal": row.ordinal,
+        "page": row.page,
+        "heading_path": list(row.heading_path),
+        "text_sha256": row.text_sha256,
+        "model": model,
+        "dim": dim,
+        "tags": dict(ref.tags),
+    }
 
 
 def release_object(janus: Janus, documents: DocumentLedger, object_key: str) -> bool:
@@ -49,8 +101,7 @@ def delete_document(janus: Janus, tenant: str, document_id: str) -> DeleteReport
         )
     report = DeleteReport(document_id=document_id)
     for _tenant, doc_id, object_key in versions:
-        if doc_id and documents.live_doc_id_count(tenant, doc_id) == 0:
-            remove_doc_id(janus, documents, tenant, doc_id)
+        if doc_id and settle_doc_id(janus, documents, tenant, doc_id):
             report.doc_ids_removed.append(doc_id)
         elif doc_id:
             report.doc_ids_kept.append(doc_id)
