@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from janus_stack.config import SLOTS
 from janus_stack.ledger import migrations
 from janus_stack.ledger.database import Ledger
 from janus_stack.urls import SlotURL
@@ -59,7 +60,7 @@ def _isolated_home(
     """Point JANUS_HOME at a fresh folder so no test touches the user's data."""
     home = tmp_path_factory.mktemp("janus-home")
     monkeypatch.setenv("JANUS_HOME", str(home))
-    for slot in ("relational", "objects", "vectors", "graph", "queue", "cache", "embeddings"):
+    for slot in SLOTS:
         monkeypatch.delenv(f"JANUS_{slot.upper()}_URL", raising=False)
     monkeypatch.chdir(home)
     return home

@@ -27,6 +27,7 @@ SLOTS: tuple[str, ...] = (
     "queue",
     "cache",
     "embeddings",
+    "llm",
 )
 CONFIG_FILE = "janus.toml"
 
@@ -45,6 +46,7 @@ def default_slot_urls(home: Path) -> dict[str, str]:
         "queue": "inline://",
         "cache": "memory://",
         "embeddings": "minilm://",
+        "llm": "none://",
     }
 
 
@@ -58,6 +60,7 @@ class SlotURLs(BaseModel):
     queue: str
     cache: str
     embeddings: str
+    llm: str
 
 
 class Settings(BaseModel):

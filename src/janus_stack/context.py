@@ -16,7 +16,7 @@ from janus_stack.events import EventLog
 from janus_stack.home_lock import HomeLock
 from janus_stack.ledger import migrations
 from janus_stack.ledger.database import Ledger
-from janus_stack.slots import cache, embeddings, graph, objects, queue, vectors
+from janus_stack.slots import cache, embeddings, graph, llm, objects, queue, vectors
 from janus_stack.slots.base import Slot
 from janus_stack.urls import SlotURL
 
@@ -96,6 +96,11 @@ class Janus:
     def embedder(self) -> embeddings.Embedder:
         return self._slot(embeddings.Embedder, lambda: embeddings.open(self._url("embeddings")))
 
+    @property
+    def llm(self) -> llm.LanguageModel:
+        """The language model; ``none://`` (the default) has ``configured`` False."""
+        return self._slot(llm.LanguageModel, lambda: llm.open(self._url("llm")))
+
     def open_slot(self, name: str) -> Slot:
         """Open a slot by name (``objects``, ``vectors`` …); used by ``janus doctor``."""
         opened: Slot = getattr(self, "embedder" if name == "embeddings" else name)
@@ -119,7 +124,7 @@ class Janus:
 
     def close(self) -> None:
         """Close every open slot, then the ledger, then release JANUS_HOME."""
-        for name in ("queue", "vectors", "graph", "objects", "cache", "embeddings"):
+        for name in ("queue", "vectors", "graph", "objects", "cache", "embeddings", "llm"):
             backend = self._slots.pop(name, None)
             if backend is not None:
                 backend.close()

@@ -39,6 +39,24 @@ class SecretScrubber:
         return event_dict
 
 
+class _StderrLogger:
+    """Writes each line to whatever ``sys.stderr`` is *now*.
+
+    structlog's PrintLogger keeps the stream it was created with; in a
+    process that swaps stderr (a test runner capturing a command's output)
+    it would write to a closed stream after the swap.
+    """
+
+    @classmethod
+    def factory(cls, *_args: Any) -> _StderrLogger:
+        return cls()
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
 def configure_logging(level: str, secrets: Iterable[str], *, json_output: bool = True) -> None:
     """Configure structlog for this process: JSON lines on stderr, secrets scrubbed."""
     renderer: Any = (
@@ -55,6 +73,6 @@ def configure_logging(level: str, secrets: Iterable[str], *, json_output: bool =
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLogger.factory,
         cache_logger_on_first_use=False,
     )

@@ -38,8 +38,10 @@ def test_doctor_passes_on_embedded_defaults(_isolated_home: Path) -> None:
         "queue",
         "cache",
         "embeddings",
+        "llm",
     }
     assert all(line["ok"] and line["latency_ms"] >= 0 for line in slots.values())
+    assert slots["llm"]["note"] == "no model configured (answers are extractive)"
     assert (_isolated_home / "janus.db").exists()
 
 

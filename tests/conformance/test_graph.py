@@ -308,6 +308,28 @@ def test_neighbourhood_by_hops(store: GraphStore, tenant: str) -> None:
     assert store.neighbourhood(tenant, ["ghost"]).entities == []
 
 
+def test_relations_between_reads_only_the_asked_edges(store: GraphStore, tenant: str) -> None:
+    hub = [ent(tenant, "hub"), *(ent(tenant, f"n{i}") for i in range(30))]
+    store.upsert_entities(hub)
+    store.upsert_relations([rel(tenant, "hub", f"n{i}", f"c{i}") for i in range(30)])
+    store.upsert_relations([rel(tenant, "hub", "n1", "c99", kind="WORKS_WITH")])
+
+    found = store.relations_between(tenant, [("hub", "n1"), ("hub", "n2"), ("n3", "hub")])
+
+    assert {(r.source_id, r.target_id, r.type, r.chunk_ids) for r in found} == {
+        ("hub", "n1", "KNOWS", ("c1",)),
+        ("hub", "n1", "WORKS_WITH", ("c99",)),
+        ("hub", "n2", "KNOWS", ("c2",)),
+    }
+    assert store.relations_between(tenant, [("ghost", "n1")]) == []
+    assert store.relations_between("other-tenant", [("hub", "n1")]) == []
+    assert store.relations_between(tenant, []) == []
+    with pytest.raises(InvalidInputError):
+        store.relations_between(tenant, "hub")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        store.relations_between(tenant, [("hub",)])  # type: ignore[list-item]
+
+
 def test_shortest_paths(store: GraphStore, tenant: str) -> None:
     chain(store, tenant, "a", "b", "d")
     chain(store, tenant, "a", "c", "d")

@@ -131,7 +131,19 @@ def assert_repaired(janus: Janus, **grace: timedelta) -> dict[str, Any]:
 def test_a_fresh_memory_agrees_with_its_ledger(memory: Janus) -> None:
     report = checked(memory)
     assert report["ok"] is True
-    assert set(report) == {"ok", "objects", "vectors", "graph", "leftovers", "unfinished", "failed"}
+    assert set(report) == {
+        "ok",
+        "objects",
+        "vectors",
+        "keyword",
+        "graph",
+        "leftovers",
+        "unfinished",
+        "failed",
+    }
+    keyword = report["keyword"]
+    assert keyword["expected"] == keyword["found"] == report["vectors"]["expected"] >= 3
+    assert keyword["ok"] and keyword["engine"] == "sqlite-fts5-bm25"
     assert report["objects"]["expected"] == report["objects"]["found"] == 3
     vectors = report["vectors"]
     assert vectors["expected"] == vectors["found"] == len(points(memory)) >= 3

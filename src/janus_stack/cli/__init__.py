@@ -6,8 +6,27 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from janus_stack.cli import audit, config_cmd, db, docs, doctor, ingest, quickstart, verify
+from janus_stack.cli import (
+    agents,
+    ask,
+    audit,
+    config_cmd,
+    db,
+    docs,
+    doctor,
+    ingest,
+    keys,
+    models,
+    quickstart,
+    runs,
+    search,
+    serve,
+    verify,
+    worker,
+    workflows,
+)
 from janus_stack.cli._common import CLIState, stderr
 from janus_stack.errors import JanusError
 
@@ -21,13 +40,24 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
 app.add_typer(docs.app, name="docs")
+app.add_typer(models.app, name="models")
+app.add_typer(keys.app, name="keys")
 app.command("doctor")(doctor.doctor)
 app.command("ingest")(ingest.ingest)
 app.command("delete")(ingest.delete)
 app.command("stats")(docs.stats_command)
 app.command("quickstart")(quickstart.quickstart)
+app.command("search")(search.search)
+app.command("ask")(ask.ask)
+app.command("memory")(ask.memory)
 app.command("verify")(verify.verify)
 app.command("repair")(verify.repair)
+app.command("worker")(worker.worker)
+app.add_typer(agents.app, name="agents")
+app.add_typer(workflows.app, name="workflows")
+app.add_typer(runs.app, name="runs")
+app.command("run")(runs.run)
+app.command("serve")(serve.serve)
 
 
 @app.callback()
@@ -65,6 +95,9 @@ def _global_options(
     embeddings_url: Annotated[
         str | None, typer.Option("--embeddings-url", help="Embedding model URL.")
     ] = None,
+    llm_url: Annotated[
+        str | None, typer.Option("--llm-url", help="Language model URL (none:// = no model).")
+    ] = None,
 ) -> None:
     ctx.obj = CLIState(
         overrides={
@@ -79,6 +112,7 @@ def _global_options(
             "queue_url": queue_url,
             "cache_url": cache_url,
             "embeddings_url": embeddings_url,
+            "llm_url": llm_url,
         }
     )
 
@@ -89,7 +123,7 @@ def main() -> None:
         app()
     except JanusError as exc:
         console = stderr()
-        console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         if exc.hint:
-            console.print(f"[yellow]hint:[/] {exc.hint}", soft_wrap=True)
+            console.print(f"[yellow]hint:[/] {escape(exc.hint)}", soft_wrap=True)
         raise SystemExit(1) from None

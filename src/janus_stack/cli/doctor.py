@@ -22,6 +22,8 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             table.add_column(column, overflow="fold")
         for check in checks:
             status = "[green]ok[/]" if check.ok else f"[red]failed[/]: {check.error}"
+            if check.ok and check.note:
+                status += f" ({check.note})"
             if check.hint and not check.ok:
                 status += f"\n[yellow]hint:[/] {check.hint}"
             table.add_row(

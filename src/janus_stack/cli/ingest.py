@@ -1,9 +1,15 @@
-"""``janus ingest`` and ``janus delete``: documents into and out of every store."""
+"""``janus ingest`` and ``janus delete``: documents into and out of every store.
+
+With the in-process queue (``inline://``, the default) ``janus ingest`` runs
+every stage itself behind Rich progress bars. With a broker queue it runs the
+producer stages (read, store, extract, chunk) and enqueues the projection for
+``janus worker``; ``--wait`` then follows the workers until they finish.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -21,9 +27,11 @@ from janus_stack.cli._common import JsonFlag, print_json, state, stderr, stdout
 from janus_stack.context import Janus
 from janus_stack.errors import InvalidInputError
 from janus_stack.ingest.documents import DocumentLedger
+from janus_stack.ingest.enqueue import ProjectionQueue, WaitOutcome, queued_mode
 from janus_stack.ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from janus_stack.ingest.removal import delete_document
 from janus_stack.ingest.sources import expand_paths
+from janus_stack.ingest.tasks import register_ingest_tasks
 
 
 def _parse_tags(values: list[str]) -> dict[str, str]:
@@ -44,6 +52,13 @@ def ingest(
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Descend into dirs.")
     ] = False,
+    extractor: Annotated[
+        str,
+        typer.Option(
+            "--extractor",
+            help="Entity extractor: spacy, or llm (the configured model; spaCy as fallback).",
+        ),
+    ] = "spacy",
     no_entities: Annotated[
         bool, typer.Option("--no-entities", help="Skip entity and relation extraction.")
     ] = False,
@@ -55,9 +70,20 @@ def ingest(
         ),
     ] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Max documents.")] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="With a broker queue: wait until the workers finished what was enqueued.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Ingest documents; exit 1 if any file failed (the others are still ingested)."""
+    """Ingest documents; exit 1 if any file failed (the others are still ingested).
+
+    With a broker queue the projection is enqueued for `janus worker`; with
+    --wait, exit 1 also if a task ended dead.
+    """
     cli = state(ctx)
     settings = cli.settings()
     tags = _parse_tags(tag or [])
@@ -66,10 +92,15 @@ def ingest(
             "janus ingest needs at least one PATH", hint="or --resume to only finish old work"
         )
     files, missing = expand_paths(paths or [], recursive=recursive)
-    options = IngestOptions(entities=not no_entities, max_documents=limit)
+    options = IngestOptions(entities=not no_entities, extractor=extractor, max_documents=limit)
+    outcome: WaitOutcome | None = None
     with cli.janus() as janus:
-        # A killed run leaves unfinished versions in the ledger: finish them first.
-        resumed = Ingestor(janus, janus.embedder, options).resume()
+        tasks = None
+        if queued_mode(janus):
+            register_ingest_tasks(janus.handlers, janus)
+            tasks = ProjectionQueue(janus, entities=options.entities)
+        # A killed run leaves unfinished versions in the ledger: finish (or re-queue) them first.
+        resumed = Ingestor(janus, janus.embedder, options, projection_queue=tasks).resume()
         report = ingest_with_progress(
             janus,
             files,
@@ -77,9 +108,13 @@ def ingest(
             tags=tags,
             options=options,
             quiet=as_json,
+            projection_queue=tasks,
         )
-    _show(report, missing, resumed, as_json)
-    if report.failed or missing:
+        if tasks is not None and wait:
+            outcome = wait_with_progress(tasks, quiet=as_json)
+        queued = None if tasks is None else {"backend": tasks.backend, **tasks.work.as_dict()}
+    _show(report, missing, resumed, as_json, queued, outcome)
+    if report.failed or missing or (outcome is not None and outcome.dead):
         raise typer.Exit(1)
 
 
@@ -91,21 +126,47 @@ def ingest_with_progress(
     tags: dict[str, str],
     options: IngestOptions,
     quiet: bool,
+    projection_queue: ProjectionQueue | None = None,
 ) -> IngestReport:
-    """Run an ingest with Rich progress bars for files, chunks embedded and documents."""
+    """Run an ingest with Rich progress bars for files, chunks embedded and documents.
+
+    With ``projection_queue`` the bars are files read and tasks enqueued.
+    """
     with _progress(quiet) as progress:
-        tasks = {
-            "file": progress.add_task("files", total=len(files)),
-            "chunk": progress.add_task("chunks embedded", total=None),
-            "document": progress.add_task("documents done", total=None),
-        }
+        tasks = {"file": progress.add_task("files", total=len(files))}
+        if projection_queue is None:
+            tasks["chunk"] = progress.add_task("chunks embedded", total=None)
+            tasks["document"] = progress.add_task("documents done", total=None)
+        else:
+            tasks["task"] = progress.add_task("tasks enqueued", total=None)
 
         def advance(kind: str, amount: int) -> None:
-            progress.advance(tasks[kind], amount)
+            if kind in tasks:
+                progress.advance(tasks[kind], amount)
 
-        return Ingestor(janus, janus.embedder, options, progress=advance).ingest(
-            files, tenant=tenant, tags=tags
+        ingestor = Ingestor(
+            janus, janus.embedder, options, progress=advance, projection_queue=projection_queue
         )
+        return ingestor.ingest(files, tenant=tenant, tags=tags)
+
+
+def wait_with_progress(projection_queue: ProjectionQueue, *, quiet: bool) -> WaitOutcome:
+    """Follow the workers until every enqueued task is done or dead."""
+    work = projection_queue.work
+    if not quiet:
+        stderr().print(
+            f"waiting for `janus worker` to run {len(work.tasks)} tasks "
+            f"({projection_queue.backend} queue); Ctrl-C stops waiting, not the work"
+        )
+    with _progress(quiet) as progress:
+        task_bar = progress.add_task("tasks finished", total=len(work.tasks))
+        version_bar = progress.add_task("documents done", total=len(work.versions))
+
+        def update(tasks_ended: int, versions_finished: int) -> None:
+            progress.update(task_bar, completed=tasks_ended)
+            progress.update(version_bar, completed=versions_finished)
+
+        return projection_queue.wait(progress=update)
 
 
 def _progress(quiet: bool) -> Progress:
@@ -122,10 +183,19 @@ def _progress(quiet: bool) -> Progress:
     )
 
 
-def _show(report: IngestReport, missing: list[str], resumed: int, as_json: bool) -> None:
+def _show(
+    report: IngestReport,
+    missing: list[str],
+    resumed: int,
+    as_json: bool,
+    queued: dict[str, Any] | None = None,
+    waited: WaitOutcome | None = None,
+) -> None:
     data = report.as_dict()
     data["missing"] = missing
     data["resumed_versions"] = resumed
+    if queued is not None:
+        data["queue"] = {**queued, "wait": None if waited is None else waited.as_dict()}
     if as_json:
         print_json(data)
         return
@@ -146,6 +216,27 @@ def _show(report: IngestReport, missing: list[str], resumed: int, as_json: bool)
         f"{summary.get('unchanged', 0)} unchanged, {summary.get('failed', 0)} failed; "
         f"{summary['documents']} documents, {summary['chunks']} new chunks"
     )
+    if queued is not None:
+        _show_queued(queued, waited)
+
+
+def _show_queued(queued: dict[str, Any], outcome: WaitOutcome | None) -> None:
+    console = stdout()
+    console.print(
+        f"enqueued {len(queued['tasks'])} tasks on the {queued['backend']} queue for "
+        f"{queued['versions']} document versions ({queued['resumed_versions']} resumed)"
+    )
+    if outcome is None:
+        if queued["tasks"]:
+            console.print("`janus worker` runs them; `janus ingest --wait` follows them")
+        return
+    console.print(
+        f"workers finished {outcome.done} tasks; {outcome.versions_finished} of "
+        f"{queued['versions']} document versions done"
+    )
+    if outcome.dead:
+        dead = ", ".join(outcome.dead)
+        console.print(f"[red]{len(outcome.dead)} tasks failed for good:[/] {dead}")
 
 
 def delete(

@@ -1,4 +1,4 @@
-"""``janus quickstart``: a real corpus into every store, then what Janus learned.
+"""``janus quickstart``: a real corpus into every store, then what Janus learned and answers.
 
 The corpus is the English Wikipedia sample that the ``gensim`` package ships
 (106 articles, CC BY-SA). Ingesting all of it with entity extraction takes
@@ -19,9 +19,17 @@ from janus_stack.errors import ConfigError
 from janus_stack.ingest.pipeline import IngestOptions
 from janus_stack.ops.facts import neighbours, path_between, top_entities
 from janus_stack.ops.inventory import stats
+from janus_stack.retrieve.answer import Answerer
 
 DUMP_GLOB = "test/test_data/enwiki-latest-pages-articles1.xml*.bz2"
 DEFAULT_ARTICLES = 8
+# About the first articles of the sample (Anarchism, Autism, Albedo, A, Alabama, Achilles,
+# Abraham Lincoln, Aristotle), answered from the memory with citations.
+QUESTIONS = (
+    "Where was Abraham Lincoln born?",
+    "When did Aristotle join Plato's Academy?",
+    "What is the capital of Alabama?",
+)
 
 
 def sample_corpus() -> Path:
@@ -66,6 +74,8 @@ def quickstart(
         top = top_entities(janus, tenant_name)
         facts = neighbours(janus, tenant_name, top[0]["id"]) if top else []
         path = path_between(janus, tenant_name, top[0]["id"], top[-1]["id"]) if len(top) > 1 else []
+        answerer = Answerer(janus)
+        answers = [answerer.ask(q, tenant=tenant_name).as_dict() for q in QUESTIONS]
     data = {
         "corpus": str(dump),
         "ingest": report.as_dict()["summary"],
@@ -73,6 +83,7 @@ def quickstart(
         "top_entities": top,
         "facts": facts,
         "path": path,
+        "answers": answers,
         "next": f"janus ingest {dump}",
     }
     if as_json:
@@ -108,4 +119,14 @@ def _show(data: dict[str, object]) -> None:
     path = data["path"]
     if isinstance(path, list) and path:
         console.print("[bold]A path in the graph:[/] " + " → ".join(path))
+    answers = data["answers"]
+    assert isinstance(answers, list)
+    for answer in answers:
+        console.print(f"\n[bold]Q:[/] {answer['question']}\n[bold]A:[/] {answer['answer']}")
+        for citation in answer["citations"]:
+            console.print(
+                f"   [dim][{citation['label']}] {citation['document']['title']} "
+                f"· chunk {citation['chunk_id']}[/]"
+            )
+    console.print("\nAsk your own: janus ask 'QUESTION'   ·   janus memory 'TOPIC'")
     console.print(f"\nIngest the whole sample (re-ingesting skips what is done): {data['next']}")

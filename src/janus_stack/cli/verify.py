@@ -57,6 +57,7 @@ def _show(report: VerifyReport) -> None:
         for store, section in (
             ("objects", tenant.objects),
             ("vectors", tenant.vectors),
+            ("keyword index", tenant.keyword),
         ):
             table.add_row(
                 store, str(section.expected), str(section.found), _problems(vars(section))

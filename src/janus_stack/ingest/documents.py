@@ -275,8 +275,11 @@ class DocumentLedger:
         """Mark a version done and current; return the (doc_id, object_key) pairs it replaced.
 
         Every older live version of the document is superseded: the current
-        one and any unfinished one a killed run abandoned. The caller removes
-        their contributions where no other live version still carries them.
+        one and any unfinished one a killed run abandoned. A newer one is
+        left alone: with queued ingestion a file may change again while this
+        version waits for a worker, and the newer version must win. The
+        caller removes their contributions where no other live version
+        still carries them.
         """
         with self.ledger.session() as session:
             version = session.get(DocumentVersion, version_id)
@@ -287,7 +290,7 @@ class DocumentLedger:
                 session.scalars(
                     select(DocumentVersion).where(
                         DocumentVersion.document_id == document.id,
-                        DocumentVersion.id != version_id,
+                        DocumentVersion.id < version_id,
                         DocumentVersion.status.in_(LIVE),
                     )
                 )

@@ -6,6 +6,10 @@ The consumer then runs the remaining stages over *batches* of versions —
 embed → index → entities → graph — so the embedder always sees full
 batches and the graph gets bulk writes. Each stage is marked done in the
 ledger; a re-run skips it, and a killed run resumes from the ledger.
+
+With a broker queue (any queue slot but ``inline://``) the consumer enqueues
+each batch as an ``ingest.project`` task for ``janus worker`` instead
+(``enqueue.py``), and resume re-queues through the queue.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from janus_stack.context import Janus
 from janus_stack.errors import JanusError
 from janus_stack.ingest.chunking import chunk_text
 from janus_stack.ingest.documents import DocumentLedger, VersionRef, document_key
+from janus_stack.ingest.enqueue import ProjectionQueue
+from janus_stack.ingest.entities import EntityExtractor
 from janus_stack.ingest.extract import ExtractedDocument, ExtractionError, ExtractOptions, extract
+from janus_stack.ingest.llm_extractor import choose_extractor
 from janus_stack.ingest.projection import Projector
 from janus_stack.ingest.removal import delete_document, release_object, remove_doc_id
-from janus_stack.ingest.spacy_extractor import SpacyEntityExtractor
 from janus_stack.slots.embeddings import Embedder
 
 ProgressCallback = Callable[[str, int], None]
@@ -42,6 +48,7 @@ class IngestOptions:
     overlap_tokens: int = 32
     batch_chunks: int = 256
     entities: bool = True
+    extractor: str = "spacy"  # or "llm": see ingest/llm_extractor.py
     extract: ExtractOptions = field(default_factory=ExtractOptions)
     max_documents: int | None = None
 
@@ -84,7 +91,13 @@ _DONE = object()
 
 
 class Ingestor:
-    """Runs ingestion against an open ``Janus`` context."""
+    """Runs ingestion against an open ``Janus`` context.
+
+    Args:
+        projection_queue: enqueue the projection stages through it instead
+            of running them here (``janus ingest`` passes one when
+            ``queued_mode``); what was enqueued is then in its ``work``.
+    """
 
     def __init__(
         self,
@@ -92,6 +105,8 @@ class Ingestor:
         embedder: Embedder,
         options: IngestOptions | None = None,
         progress: ProgressCallback | None = None,
+        *,
+        projection_queue: ProjectionQueue | None = None,
     ) -> None:
         self.janus = janus
         self.embedder = embedder
@@ -102,9 +117,14 @@ class Ingestor:
             janus,
             embedder,
             self.documents,
-            extractor=SpacyEntityExtractor() if self.options.entities else None,
+            extractor=self._extractor() if self.options.entities else None,
             progress=self._progress,
         )
+        self.projection_queue = projection_queue
+
+    def _extractor(self) -> EntityExtractor:
+        model = self.janus.llm if self.options.extractor == "llm" else None
+        return choose_extractor(self.options.extractor, model)
 
     def ingest(
         self, files: Sequence[Path], *, tenant: str, tags: dict[str, str] | None = None
@@ -136,11 +156,11 @@ class Ingestor:
             pending.append(version_id)
             pending_chunks += chunk_count
             if pending_chunks >= self.options.batch_chunks:
-                self.projector.run(pending)
+                self._project(tenant, pending)
                 pending, pending_chunks = [], 0
         producer.join()
         if pending:
-            self.projector.run(pending)
+            self._project(tenant, pending)
         if failure is not None:
             raise failure
         return report
@@ -148,8 +168,10 @@ class Ingestor:
     def resume(self, tenant: str | None = None) -> int:
         """Finish what a killed run left: unfinished versions, then half-done removals.
 
-        Returns how many versions were finished.
+        Returns how many versions were finished (or, queued, re-queued).
         """
+        if self.projection_queue is not None:
+            return self.projection_queue.requeue_unfinished(tenant)
         unfinished = self.documents.unfinished_versions(tenant)
         for start in range(0, len(unfinished), 64):
             self.projector.run(unfinished[start : start + 64])
@@ -158,6 +180,13 @@ class Ingestor:
             for object_key in object_keys:
                 release_object(self.janus, self.documents, object_key)
         return len(unfinished)
+
+    def _project(self, tenant: str, version_ids: list[int]) -> None:
+        if self.projection_queue is None:
+            self.projector.run(version_ids)
+        else:
+            self.projection_queue.submit(tenant, version_ids)
+            self._progress("task", 1)
 
     def _produce(
         self,
@@ -320,7 +349,11 @@ class Ingestor:
         """Delete the documents a changed file no longer contains (e.g. removed articles)."""
         for sub_id, _key, _status in known:
             if sub_id not in seen:
-                delete_document(self.janus, tenant, document_key(tenant, source, sub_id))
+                document_id = document_key(tenant, source, sub_id)
+                if self.projection_queue is None:
+                    delete_document(self.janus, tenant, document_id)
+                else:
+                    self.projection_queue.defer_removal(tenant, document_id)
 
 
 def refs_by_tenant(refs: Iterable[VersionRef]) -> dict[str, list[VersionRef]]:

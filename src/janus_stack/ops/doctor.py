@@ -17,6 +17,7 @@ from janus_stack.config import SLOTS
 from janus_stack.context import Janus
 from janus_stack.errors import IntegrityError, JanusError
 from janus_stack.ledger.models import Tenant
+from janus_stack.slots.llm import LanguageModel
 from janus_stack.urls import redact
 
 
@@ -31,6 +32,7 @@ class SlotCheck:
     latency_ms: float
     error: str | None = None
     hint: str | None = None
+    note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +57,7 @@ def check_slot(janus: Janus, slot: str) -> SlotCheck:
     url = redact(raw)
     backend = raw.split(":", 1)[0]
     start = time.perf_counter()
+    note: str | None = None
     try:
         if slot == "relational":
             backend = _probe_ledger(janus)
@@ -62,6 +65,12 @@ def check_slot(janus: Janus, slot: str) -> SlotCheck:
             opened = janus.open_slot(slot)
             backend = opened.backend
             opened.probe()
+            if isinstance(opened, LanguageModel):
+                note = (
+                    f"model {opened.model}"
+                    if opened.configured
+                    else "no model configured (answers are extractive)"
+                )
     except JanusError as exc:
         return SlotCheck(
             slot=slot,
@@ -78,6 +87,7 @@ def check_slot(janus: Janus, slot: str) -> SlotCheck:
         url=url,
         ok=True,
         latency_ms=(time.perf_counter() - start) * 1000,
+        note=note,
     )
 
 

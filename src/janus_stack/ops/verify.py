@@ -14,7 +14,7 @@ versions are listed for the operator and are not an inconsistency.
 
 The graph slot offers no way to enumerate its items, so graph entities are
 checked per ID from the ledger side, relations per ID (with their
-supporting chunks) through ``neighbourhood``, and mentions only by count;
+supporting chunks) through ``relations_between``, and mentions only by count;
 an extra graph item that no ledger row names is reported as a count.
 """
 
@@ -40,10 +40,11 @@ from janus_stack.ledger.models import (
     RelationSupport,
     Tenant,
 )
+from janus_stack.retrieve import fulltext
 from janus_stack.slots.vectors import VectorFilter
 
 BATCH = 1000
-GRAPH_BATCH = 400  # relations per neighbourhood call: at most 800 seeds, under its cap of 1000
+GRAPH_BATCH = 400  # entities or relations per graph read
 SAMPLE = 10
 UNFINISHED = ("pending", "running")
 Query: TypeAlias = "Select[*tuple[Any, ...]]"
@@ -159,6 +160,18 @@ class VectorsCheck(_Section):
 
 
 @dataclass
+class KeywordCheck(_Section):
+    """The keyword index in the ledger: structure, and membership of live chunks."""
+
+    engine: str = ""
+    expected: int = 0
+    found: int = 0
+    broken: Finding = field(default_factory=Finding)
+    missing: Finding = field(default_factory=Finding)
+    extra: Finding = field(default_factory=Finding)
+
+
+@dataclass
 class GraphCheck(_Section):
     counts: dict[str, CountCheck] = field(default_factory=dict)
     missing_entities: Finding = field(default_factory=Finding)
@@ -181,6 +194,7 @@ class TenantReport(_Section):
     tenant: str = ""
     objects: ObjectsCheck = field(default_factory=ObjectsCheck)
     vectors: VectorsCheck = field(default_factory=VectorsCheck)
+    keyword: KeywordCheck = field(default_factory=KeywordCheck)
     graph: GraphCheck = field(default_factory=GraphCheck)
     leftovers: Finding = field(default_factory=Finding)
     unfinished: Finding = field(default_factory=Finding)
@@ -208,6 +222,7 @@ def verify(janus: Janus, tenant: str | None = None, *, sample: int = SAMPLE) -> 
         with janus.ledger.session() as session:
             tenants = list(session.scalars(select(Tenant.id).order_by(Tenant.id)))
     report = VerifyReport()
+    structure = fulltext.structure_problems(janus.ledger) if tenants else []
     for name in tenants:
         found = TenantReport(name)
         for finding in _findings(found):
@@ -215,13 +230,14 @@ def verify(janus: Janus, tenant: str | None = None, *, sample: int = SAMPLE) -> 
         _check_versions(janus, found)
         _check_objects(janus, found)
         _check_vectors(janus, found)
+        _check_keyword(janus, found, structure)
         _check_graph(janus, found)
         report.tenants.append(found)
     return report
 
 
 def _findings(report: TenantReport) -> list[Finding]:
-    parts: list[Any] = [report, report.objects, report.vectors, report.graph]
+    parts: list[Any] = [report, report.objects, report.vectors, report.keyword, report.graph]
     return [v for part in parts for v in vars(part).values() if isinstance(v, Finding)]
 
 
@@ -396,6 +412,34 @@ def _classify_points(janus: Janus, report: TenantReport, page: list[tuple[str, A
             report.targets.extra_doc_ids.add(payload_doc)
 
 
+def _check_keyword(janus: Janus, report: TenantReport, structure: list[str]) -> None:
+    """Every chunk of a live version is in the keyword index; no entry outlives its chunk.
+
+    ``structure`` (checked once per run) names what is missing or corrupt in
+    the index itself; the index is shared by all tenants, so it is reported
+    under each.
+    """
+    tenant, check = report.tenant, report.keyword
+    ledger = janus.ledger
+    check.engine = fulltext.engine_name(ledger)
+    for problem in structure:
+        check.broken.add(problem)
+    if any("missing" in problem for problem in structure):
+        return  # the membership queries need the index's tables
+    live = select(Chunk.id).where(Chunk.tenant_id == tenant, Chunk.doc_id.in_(live_doc_ids(tenant)))
+    check.expected = _count(janus, live)
+    missing = live.where(Chunk.id.not_in(fulltext.indexed_chunks(ledger)))
+    for rows in keyset(janus, missing, Chunk.id):
+        for (chunk_id,) in rows:
+            check.missing.add(chunk_id)
+    orphans = fulltext.orphan_entries(ledger, tenant)
+    if orphans is not None:
+        for rows in keyset(janus, orphans, fulltext.keys.c.chunk_id):
+            for (chunk_id,) in rows:
+                check.extra.add(chunk_id)
+    check.found = check.expected - check.missing.count + check.extra.count
+
+
 def _graph_scopes(tenant: str, statuses: tuple[str, ...]) -> dict[str, Query]:
     """Ledger queries of what the graph should hold for doc_ids with versions in ``statuses``."""
     docs = live_doc_ids(tenant, statuses)
@@ -465,9 +509,8 @@ def _check_relations(
             wanted.setdefault(relation_id, set()).add(chunk_id)
         if state is not None:
             allowed.setdefault(relation_id, set()).add(chunk_id)
-    seeds = list(dict.fromkeys(e for _, source, target in relations for e in (source, target)))
-    sub = janus.graph.neighbourhood(tenant, seeds, hops=1, limit=len(seeds))
-    stored = {relation.id: set(relation.chunk_ids) for relation in sub.relations}
+    pairs = [(source, target) for _, source, target in relations]
+    stored = {r.id: set(r.chunk_ids) for r in janus.graph.relations_between(tenant, pairs)}
     for relation_id, source, target in relations:
         chunks = stored.get(relation_id)
         if chunks is None:

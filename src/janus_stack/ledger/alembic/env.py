@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from janus_stack.ledger.migrations import include_name
 from janus_stack.ledger.models import Base
+from janus_stack.workflows import models as _workflow_models  # noqa: F401 - registers the tables
 
 
 def _run(connection: Connection) -> None:
@@ -14,6 +16,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

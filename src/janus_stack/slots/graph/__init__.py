@@ -193,6 +193,25 @@ class GraphStore(Slot):
         found = {entity.id: entity for entity in self._get_entities(tenant, keys)}
         return [found[key] for key in keys if key in found]
 
+    def relations_between(self, tenant: str, pairs: Sequence[tuple[str, str]]) -> list[Relation]:
+        """The stored relations from ``source`` to ``target`` of each ``(source, target)`` pair.
+
+        What ``janus verify`` reads to compare relations with the ledger:
+        unlike ``neighbourhood`` it never expands a hub's other edges.
+        """
+        tenant = check_tenant(tenant)
+        if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
+            raise InvalidInputError("graph: pairs must be a list of (source_id, target_id)")
+        checked = list(
+            dict.fromkeys(
+                (check_id(pair[0], f"pairs[{i}][0]"), check_id(pair[1], f"pairs[{i}][1]"))
+                for i, pair in enumerate(pairs)
+                if _is_pair(pair, i)
+            )
+        )
+        self._require_open()
+        return self._relations_between(tenant, checked) if checked else []
+
     def neighbourhood(
         self, tenant: str, entity_ids: Sequence[str], hops: int = 1, limit: int = 100
     ) -> Subgraph:
@@ -296,6 +315,9 @@ class GraphStore(Slot):
     def _neighbourhood(self, tenant: str, seeds: list[str], hops: int, limit: int) -> Subgraph:
         raise NotImplementedError
 
+    def _relations_between(self, tenant: str, pairs: list[tuple[str, str]]) -> list[Relation]:
+        raise NotImplementedError
+
     def _shortest_paths(
         self, tenant: str, source_id: str, target_id: str, max_hops: int, limit: int
     ) -> list[Path]:
@@ -335,6 +357,12 @@ def _merge_relations(relations: list[Relation]) -> list[Relation]:
         else:
             merged[relation.id] = with_chunk_ids(relation, seen.chunk_ids + relation.chunk_ids)
     return list(merged.values())
+
+
+def _is_pair(pair: object, index: int) -> bool:
+    if isinstance(pair, tuple | list) and len(pair) == 2:
+        return True
+    raise InvalidInputError(f"graph: pairs[{index}] must be a (source_id, target_id) pair")
 
 
 def _bounded(value: object, what: str, low: int, high: int) -> int:

@@ -123,6 +123,12 @@ class CypherGraph(GraphStore):
         WHERE r.tenant = $tenant
         SET r.chunk_ids = row.chunk_ids
     """
+    relations_between_query: ClassVar[str] = f"""
+        UNWIND $pairs AS pair
+        MATCH (a:Entity {{tenant: $tenant, id: pair[0]}})
+              -[r:RELATED]->(b:Entity {{tenant: $tenant, id: pair[1]}})
+        RETURN {_RELATION} AS relation
+    """
     neighbourhood_seeds: ClassVar[str] = """
         UNWIND $ids AS sid
         MATCH (s:Entity {tenant: $tenant, id: sid})
@@ -268,6 +274,12 @@ class CypherGraph(GraphStore):
     def _get_entities(self, tenant: str, ids: list[str]) -> list[Entity]:
         rows = self._run(self.get_entities_query, {"tenant": tenant, "ids": ids})
         return [_entity(tenant, row) for row in rows]
+
+    def _relations_between(self, tenant: str, pairs: list[tuple[str, str]]) -> list[Relation]:
+        rows = self._run(
+            self.relations_between_query, {"tenant": tenant, "pairs": [list(p) for p in pairs]}
+        )
+        return [_relation(tenant, row["relation"]) for row in rows]
 
     def _neighbourhood(self, tenant: str, seeds: list[str], hops: int, limit: int) -> Subgraph:
         query = self.neighbourhood_seeds + _HOP * hops + self.neighbourhood_result

@@ -192,7 +192,13 @@ class LadybugGraph(GraphStore):
     def _q(self, query: str, params: Mapping[str, Any] | None = None) -> list[list[Any]]:
         with self._lock:
             self._require_open()
-            result = self._conn.execute(query, dict(params or {}))
+            try:
+                result = self._conn.execute(query, dict(params or {}))
+            except RuntimeError as exc:  # the engine's one error type: out of memory, I/O …
+                raise SlotUnavailableError(
+                    f"graph slot (ladybug at {self.url.redacted}): {exc}",
+                    hint="raise ?buffer_pool_mb= in the graph URL if the buffer pool is full",
+                ) from exc
             try:
                 rows: list[list[Any]] = result.get_all()
             finally:
@@ -434,6 +440,15 @@ class LadybugGraph(GraphStore):
             {"keys": [_key(tenant, i) for i in ids]},
         )
         return [entity_from_row(tenant, row) for row in rows]
+
+    def _relations_between(self, tenant: str, pairs: list[tuple[str, str]]) -> list[Relation]:
+        rows = self._q(
+            "UNWIND $pairs AS pair "
+            "MATCH (a:Entity {key: pair[1]})-[x:RELATED]->(b:Entity {key: pair[2]}) "
+            "RETURN x.id, a.id, b.id, x.type, x.chunk_ids, x.properties",
+            {"pairs": [[_key(tenant, a), _key(tenant, b)] for a, b in pairs]},
+        )
+        return [relation_from_row(tenant, row) for row in rows]
 
     def _neighbourhood(self, tenant: str, seeds: list[str], hops: int, limit: int) -> Subgraph:
         keys = [_key(tenant, s) for s in seeds]

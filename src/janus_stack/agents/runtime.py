@@ -1,0 +1,323 @@
+"""Running one agent on one input: with a model, or deterministically without one.
+
+With a model the agent works in turns (at most ``budget.max_steps``): the
+model answers with JSON constrained by a schema — ``{"action": TOOL,
+"arguments": {...}}`` or ``{"action": "final", "answer": "..."}`` — so even
+a random-weight model emits well-formed calls; llama.cpp turns the schema
+into a grammar, and strings are bounded by patterns so no answer runs off.
+Tool results go back to the model as the next message.
+
+Without a model (``none://``, the default) the agent behaves
+deterministically: it asks the memory (``memory.ask``, else
+``memory.search``) when it has such a tool, and otherwise condenses its
+input to its leading sentences, keeping the citations it was given. That
+is the extractive fallback of the whole system, applied to agents.
+
+Tool calls go through ``AgentIO.call_tool``, which the workflow engine
+journals; tokens go to ``AgentIO.emit``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from janus_stack.agents.budget import BudgetExceededError, Meter, PriceTable
+from janus_stack.agents.builtin import sentences
+from janus_stack.agents.manifest import AgentManifest
+from janus_stack.agents.tools import Toolbox, ToolRefusedError
+from janus_stack.errors import InvalidInputError, JanusError
+from janus_stack.slots.llm import Finished, LanguageModel, ModelOutputError, TextDelta
+from janus_stack.slots.llm.types import estimate_prompt_tokens
+
+MAX_PROMPT_CHARS = 2000
+MAX_RESULT_CHARS = 4000
+FALLBACK_SENTENCES = 3
+# Bounds on the strings a model may generate in one turn, so that a grammar-constrained
+# answer always closes its JSON within a few hundred tokens, whatever the model.
+MODEL_ARGUMENT_CHARS = 80
+MODEL_ANSWER_CHARS = 240
+_MODEL_STRING = "^[A-Za-z0-9 ,.;:?!'()/_-]{1,%d}$"
+
+
+@dataclass
+class AgentIO:
+    """How an agent reaches the outside: tool calls (journaled) and its token stream."""
+
+    call_tool: Callable[[str, dict[str, Any]], dict[str, Any]]
+    emit: Callable[[str], None] = lambda _text: None
+
+
+@dataclass
+class AgentResult:
+    text: str
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    mode: str = "fallback"  # "llm" or "fallback"
+    model: str = "none"
+    tool_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def output(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "citations": self.citations,
+            "mode": self.mode,
+            "model": self.model,
+            "tool_calls": self.tool_calls,
+        }
+
+
+def prompt_of(value: Any) -> tuple[str, list[dict[str, Any]]]:
+    """An agent's input as text, plus the citations it carries (a previous agent's output)."""
+    if isinstance(value, Mapping):
+        citations = [c for c in value.get("citations") or [] if isinstance(c, dict)]
+        if isinstance(value.get("text"), str):
+            return value["text"], citations
+        return json.dumps(value, ensure_ascii=False, default=str), citations
+    if isinstance(value, str):
+        return value, []
+    return json.dumps(value, ensure_ascii=False, default=str), []
+
+
+def _model_properties(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The simple arguments a model can fill, each bounded so generation always ends."""
+    properties: dict[str, Any] = {}
+    for name, spec in (parameters.get("properties") or {}).items():
+        kind = spec.get("type")
+        if "enum" in spec:
+            properties[name] = {"enum": spec["enum"]}
+        elif kind == "string":
+            limit = min(int(spec.get("maxLength", MODEL_ARGUMENT_CHARS)), MODEL_ARGUMENT_CHARS)
+            properties[name] = {"type": "string", "pattern": _MODEL_STRING % limit}
+        elif kind == "integer":
+            properties[name] = {
+                "type": "integer",
+                "minimum": spec.get("minimum", 0),
+                "maximum": spec.get("maximum", 100),
+            }
+        elif kind == "boolean":
+            properties[name] = {"type": "boolean"}
+    required = [n for n in parameters.get("required", []) if n in properties]
+    return properties, required
+
+
+def action_schema(agent: AgentManifest, toolbox: Toolbox) -> dict[str, Any]:
+    """The JSON Schema of one model turn: a call of one of the agent's tools, or the answer."""
+    final = {
+        "type": "object",
+        "properties": {
+            "action": {"const": "final"},
+            "answer": {"type": "string", "pattern": _MODEL_STRING % MODEL_ANSWER_CHARS},
+        },
+        "required": ["action", "answer"],
+        "additionalProperties": False,
+    }
+    options: list[dict[str, Any]] = [final]
+    for name in agent.tools:
+        properties, required = _model_properties(toolbox.get(name).parameters)
+        options.append(
+            {
+                "type": "object",
+                "properties": {
+                    "action": {"const": name},
+                    "arguments": {
+                        "type": "object",
+                        "properties": properties,
+                        "required": required,
+                        "additionalProperties": False,
+                    },
+                },
+                "required": ["action", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    return {"anyOf": options}
+
+
+def system_prompt(agent: AgentManifest, toolbox: Toolbox) -> str:
+    lines = [agent.instructions.strip(), "", "Tools you may call:"]
+    for name in agent.tools:
+        tool = toolbox.get(name)
+        args = ", ".join(_model_properties(tool.parameters)[0])
+        lines.append(f"- {name}({args}): {tool.description}")
+    if not agent.tools:
+        lines.append("- none")
+    lines += [
+        "",
+        'Reply with JSON only: {"action": TOOL, "arguments": {...}} to call a tool, '
+        'or {"action": "final", "answer": TEXT} to answer.',
+    ]
+    return "\n".join(lines)
+
+
+class AgentRunner:
+    """Runs agents for one engine; ``models`` resolves a manifest's model reference."""
+
+    def __init__(
+        self,
+        toolbox: Toolbox,
+        prices: PriceTable,
+        models: Callable[[str], LanguageModel | None],
+    ) -> None:
+        self.toolbox = toolbox
+        self.prices = prices
+        self.models = models
+
+    def run(
+        self,
+        agent: AgentManifest,
+        value: Any,
+        *,
+        meter: Meter,
+        io: AgentIO,
+        into: AgentResult | None = None,
+    ) -> AgentResult:
+        """Run ``agent`` on ``value``; ``into`` (if given) accumulates the result and usage
+        as it goes, so a caller still knows what was spent when a budget stops the agent."""
+        result = into if into is not None else AgentResult(text="")
+        model = self.models(agent.model.provider)
+        if model is None or not model.configured:
+            return self._fallback(agent, value, meter, io, result)
+        return self._with_model(agent, model, value, meter, io, result)
+
+    # -- deterministic -------------------------------------------------------------
+
+    def _fallback(
+        self, agent: AgentManifest, value: Any, meter: Meter, io: AgentIO, result: AgentResult
+    ) -> AgentResult:
+        text, citations = prompt_of(value)
+        question = " ".join(text.split())[:MAX_PROMPT_CHARS]
+        result.citations = citations
+        if "memory.ask" in agent.tools or "memory.search" in agent.tools:
+            meter.step()
+            if "memory.ask" in agent.tools:
+                found = io.call_tool("memory.ask", {"question": question})
+            else:
+                found = io.call_tool("memory.search", {"query": question, "k": 5})
+            result.tool_calls += 1
+            result.text = str(found.get("text", ""))
+            result.citations = list(found.get("citations") or [])
+        else:
+            result.text = " ".join(sentences(text)[:FALLBACK_SENTENCES])
+        io.emit(result.text)
+        return result
+
+    # -- with a model ----------------------------------------------------------------
+
+    def _with_model(
+        self,
+        agent: AgentManifest,
+        model: LanguageModel,
+        value: Any,
+        meter: Meter,
+        io: AgentIO,
+        result: AgentResult,
+    ) -> AgentResult:
+        text, citations = prompt_of(value)
+        schema = action_schema(agent, self.toolbox)
+        messages = [
+            {"role": "system", "content": system_prompt(agent, self.toolbox)},
+            {"role": "user", "content": text[: MAX_PROMPT_CHARS * 4] or "(no input)"},
+        ]
+        result.citations, result.mode, result.model = citations, "llm", model.model
+        for _turn in range(agent.max_steps):
+            meter.step()
+            data, raw = self._turn(agent, model, messages, schema, meter, io, result)
+            if data is None:
+                messages += [
+                    {"role": "assistant", "content": raw[:MAX_RESULT_CHARS]},
+                    {"role": "user", "content": "That was not the JSON asked for. Try again."},
+                ]
+                continue
+            if data["action"] == "final":
+                result.text = str(data.get("answer", ""))
+                return result
+            outcome = self._call(io, data["action"], dict(data.get("arguments") or {}))
+            result.tool_calls += 1
+            cited = outcome.get("citations")
+            if isinstance(cited, list):
+                result.citations.extend(c for c in cited if isinstance(c, dict))
+            messages += [
+                {"role": "assistant", "content": json.dumps(data, ensure_ascii=False)},
+                {
+                    "role": "user",
+                    "content": f"Result of {data['action']}: "
+                    + json.dumps(outcome, ensure_ascii=False, default=str)[:MAX_RESULT_CHARS],
+                },
+            ]
+        raise BudgetExceededError(
+            f"agent {agent.name}: budget exceeded: no final answer within "
+            f"max_steps={agent.max_steps}"
+        )
+
+    def _turn(
+        self,
+        agent: AgentManifest,
+        model: LanguageModel,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        meter: Meter,
+        io: AgentIO,
+        result: AgentResult,
+    ) -> tuple[dict[str, Any] | None, str]:
+        remaining = None
+        if meter.budget.max_wall_seconds is not None:
+            remaining = max(meter.budget.max_wall_seconds - meter.elapsed, 0.1)
+        parts: list[str] = []
+        try:
+            for event in model.stream(
+                messages,
+                max_tokens=agent.model.max_output_tokens,
+                temperature=agent.model.temperature,
+                json_schema=schema,
+                timeout=remaining,
+            ):
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                    io.emit(event.text)
+                elif isinstance(event, Finished):
+                    self._charge(
+                        event.completion.provider,
+                        event.completion.model,
+                        event.completion.prompt_tokens,
+                        event.completion.completion_tokens,
+                        meter,
+                        result,
+                    )
+                    data = event.completion.data
+                    return (data if isinstance(data, dict) else None), event.completion.text
+        except ModelOutputError as exc:
+            # The text was generated and streamed; count it, then ask again.
+            prompt = estimate_prompt_tokens(messages)
+            self._charge(model.where, model.model, prompt, len(parts), meter, result)
+            return None, exc.text
+        return None, "".join(parts)
+
+    def _charge(
+        self,
+        provider: str,
+        model: str,
+        prompt: int,
+        completion: int,
+        meter: Meter,
+        result: AgentResult,
+    ) -> None:
+        cost = self.prices.cost(provider, model, prompt, completion)
+        result.prompt_tokens += prompt
+        result.completion_tokens += completion
+        result.cost += cost
+        meter.charge(prompt + completion, cost)
+
+    def _call(self, io: AgentIO, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return io.call_tool(name, arguments)
+        except BudgetExceededError:
+            raise
+        except (ToolRefusedError, InvalidInputError) as exc:
+            return {"error": str(exc)}
+        except JanusError as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}

@@ -1,0 +1,344 @@
+"""Tools: what an agent (or a workflow's tool step) may call, and the scope gate in front.
+
+Every tool satisfies :class:`Tool`: a name, a description, a JSON Schema of
+its arguments, what it touches (``access``: ``read`` or ``write`` memory, or
+``none``) and ``call(context, arguments) -> dict``. The built-ins live in
+:mod:`janus_stack.agents.builtin`; Python functions become tools through the
+``janus_stack.tools`` entry-point group (a plain function is wrapped by
+:class:`FunctionTool`); a LangChain ``BaseTool`` is adapted by
+:func:`from_langchain` when ``langchain-core`` is installed.
+
+:meth:`Toolbox.invoke` is the one door: it checks that the agent lists the
+tool, that the tenant (and tags) the call reaches lie inside the agent's
+memory scopes, and validates the arguments; a refusal raises
+:class:`ToolRefusedError` and is appended to the event log.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from janus_stack.errors import InvalidInputError, JanusError
+
+if TYPE_CHECKING:
+    from janus_stack.agents.manifest import AgentManifest
+    from janus_stack.context import Janus
+
+Access = Literal["read", "write", "none"]
+ENTRY_POINT_GROUP = "janus_stack.tools"
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+log = logging.getLogger(__name__)
+
+
+class ToolRefusedError(JanusError):
+    """A tool call outside the agent's tools or memory scopes."""
+
+
+@dataclass
+class ToolContext:
+    """What a running tool may know about its caller.
+
+    Attributes:
+        tenant: the run's tenant (the default tenant of a call).
+        agent: the calling agent's manifest; None for a workflow's own tool step.
+        idempotency_key: unique per call and stable across resumes: a tool with
+            outside side effects can use it to deduplicate.
+        call_agent: runs another agent (``agents.call``); set by the engine.
+    """
+
+    janus: Janus
+    tenant: str
+    agent: AgentManifest | None = None
+    run_id: str = ""
+    step_key: str = ""
+    idempotency_key: str = ""
+    call_agent: Callable[[str, Any], dict[str, Any]] | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def actor(self) -> str:
+        return f"agent:{self.agent.name}" if self.agent is not None else "workflow"
+
+
+@runtime_checkable
+class Tool(Protocol):
+    """A callable capability; attributes may be plain class or instance attributes."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def parameters(self) -> Mapping[str, Any]:
+        """JSON Schema of the arguments."""
+        ...
+
+    @property
+    def access(self) -> Access:
+        """``read`` or ``write`` memory (checked against the agent's scopes), or ``none``."""
+        ...
+
+    def call(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def target_tenant(tool: Tool, arguments: Mapping[str, Any], default: str) -> str:
+    """The tenant a call reaches: the tool's own rule (``tenant_of``) or ``arguments.tenant``."""
+    rule = getattr(tool, "tenant_of", None)
+    if callable(rule):
+        return str(rule(arguments, default))
+    value = arguments.get("tenant")
+    return value if isinstance(value, str) and value else default
+
+
+@dataclass
+class FunctionTool:
+    """A Python function as a tool; its signature becomes the argument schema.
+
+    A function may set ``janus_access = "read" | "write"`` (default ``none``)
+    and ``janus_context = True`` to receive the :class:`ToolContext` as
+    ``context=``. A non-dict result is returned as ``{"result": value}``.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    access: Access = "none"
+
+    @classmethod
+    def wrap(cls, name: str, function: Callable[..., Any]) -> FunctionTool:
+        properties: dict[str, Any] = {}
+        required: list[str] = []
+        wants_context = bool(getattr(function, "janus_context", False))
+        for param in inspect.signature(function).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if wants_context and param.name == "context":
+                continue
+            kind = _JSON_TYPES.get(param.annotation) if isinstance(param.annotation, type) else None
+            if kind is None and isinstance(param.annotation, str):
+                kind = {
+                    "str": "string",
+                    "int": "integer",
+                    "float": "number",
+                    "bool": "boolean",
+                }.get(param.annotation)
+            properties[param.name] = {"type": kind} if kind else {}
+            if param.default is param.empty:
+                required.append(param.name)
+        access: Access
+        declared = getattr(function, "janus_access", "none")
+        if declared == "read":
+            access = "read"
+        elif declared == "write":
+            access = "write"
+        elif declared == "none":
+            access = "none"
+        else:
+            raise InvalidInputError(f"tool {name!r}: janus_access must be read, write or none")
+        schema = {"type": "object", "properties": properties, "required": required}
+        doc = inspect.getdoc(function) or ""
+        return cls(name, function, doc.split("\n", 1)[0], schema, access)
+
+    def call(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        extra = {"context": context} if getattr(self.function, "janus_context", False) else {}
+        result = self.function(**arguments, **extra)
+        return result if isinstance(result, dict) else {"result": result}
+
+
+def langchain_available() -> bool:
+    return importlib.util.find_spec("langchain_core") is not None
+
+
+@dataclass
+class LangChainTool:
+    """A LangChain ``BaseTool`` behind the Tool protocol (read-only unless told otherwise)."""
+
+    inner: Any
+    access: Access = "none"
+    name: str = ""
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or str(self.inner.name)
+        self.description = self.description or str(getattr(self.inner, "description", ""))
+        schema = getattr(self.inner, "args_schema", None)
+        if not self.parameters and schema is not None and hasattr(schema, "model_json_schema"):
+            self.parameters = schema.model_json_schema()
+
+    def call(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        result = self.inner.invoke(arguments)
+        return result if isinstance(result, dict) else {"result": result}
+
+
+def from_langchain(tool: Any, *, access: Access = "none") -> LangChainTool:
+    """Adapt a LangChain ``BaseTool``; needs ``langchain-core`` (not a Janus dependency)."""
+    if not langchain_available():
+        raise InvalidInputError(
+            "LangChain tools need langchain-core", hint="pip install langchain-core"
+        )
+    from langchain_core.tools import BaseTool  # type: ignore[import-not-found]  # noqa: PLC0415
+
+    if not isinstance(tool, BaseTool):
+        raise InvalidInputError(f"{tool!r} is not a langchain_core BaseTool")
+    return LangChainTool(tool, access=access)
+
+
+def _as_tool(name: str, loaded: Any) -> Tool:
+    if isinstance(loaded, Tool):
+        return loaded
+    if langchain_available() and type(loaded).__module__.startswith("langchain"):
+        return from_langchain(loaded)
+    if callable(loaded):
+        return FunctionTool.wrap(name, loaded)
+    raise InvalidInputError(f"entry point {name!r} is neither a tool nor a function")
+
+
+def entry_point_tools() -> tuple[list[Tool], list[str]]:
+    """Tools from the ``janus_stack.tools`` entry points, plus why any failed to load."""
+    tools: list[Tool] = []
+    problems: list[str] = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            tools.append(_as_tool(point.name, point.load()))
+        except Exception as exc:  # a broken plugin must not take the others down
+            problems.append(f"tool plugin {point.name!r} ({point.value}): {exc}")
+    return tools, problems
+
+
+class Toolbox:
+    """The tools known to one process, and the scope gate every call passes."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        self.problems: list[str] = []
+        for tool in tools:
+            self.add(tool)
+
+    @classmethod
+    def default(cls, *, plugins: bool = True) -> Toolbox:
+        """The built-ins, plus the entry-point plugins unless ``plugins`` is False."""
+        from janus_stack.agents.builtin import builtin_tools  # noqa: PLC0415 - cycle
+
+        box = cls(builtin_tools())
+        if plugins:
+            found, problems = entry_point_tools()
+            for tool in found:
+                box.add(tool)
+            box.problems.extend(problems)
+        return box
+
+    def add(self, tool: Tool) -> None:
+        if tool.name in self._tools:
+            raise InvalidInputError(f"tool {tool.name!r} is registered twice")
+        self._tools[tool.name] = tool
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def writing(self) -> set[str]:
+        return {name for name, tool in self._tools.items() if tool.access == "write"}
+
+    def get(self, name: str) -> Tool:
+        tool = self._tools.get(name)
+        if tool is None:
+            raise InvalidInputError(f"unknown tool {name!r}; known: {', '.join(self.names())}")
+        return tool
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def check(
+        self, context: ToolContext, name: str, arguments: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The arguments as the tool will get them, or ToolRefusedError (logged as an event)."""
+        try:
+            return self._check(context, name, arguments)
+        except ToolRefusedError as exc:
+            context.janus.events.append(
+                tenant=context.tenant,
+                actor=context.actor,
+                type="agent.tool.refused",
+                subject=f"run:{context.run_id}" if context.run_id else f"tool:{name}",
+                payload={"tool": name, "step": context.step_key, "reason": str(exc)},
+            )
+            raise
+
+    def _check(
+        self, context: ToolContext, name: str, arguments: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        agent = context.agent
+        if name not in self._tools:
+            raise ToolRefusedError(f"unknown tool {name!r}")
+        if agent is not None and name not in agent.tools:
+            raise ToolRefusedError(f"agent {agent.name!r} may not call {name!r}: not in its tools")
+        tool = self._tools[name]
+        checked = dict(arguments)
+        if tool.access == "none":
+            return _validated(tool, checked)
+        tenant = target_tenant(tool, checked, context.tenant)
+        who = f"agent {agent.name!r}" if agent is not None else "this workflow"
+        if tool.access == "read":
+            scope = agent.memory.read if agent is not None else None
+        else:
+            scope = agent.memory.write if agent is not None else None
+            if agent is not None and scope is None:
+                raise ToolRefusedError(f"{who} has no memory.write scope; {name!r} writes memory")
+        allowed = scope.tenants_for(context.tenant) if scope is not None else [context.tenant]
+        if tenant not in allowed:
+            raise ToolRefusedError(
+                f"{who} may not {tool.access} tenant {tenant!r} with {name!r} "
+                f"(its {tool.access} scope: {', '.join(allowed)})"
+            )
+        if "tenant" in tool.parameters.get("properties", {}):
+            checked["tenant"] = tenant
+        if scope is not None and scope.tags:
+            _confine_tags(checked, scope.tags, tool, who)
+        return _validated(tool, checked)
+
+    def invoke(
+        self, context: ToolContext, name: str, arguments: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Check, then run one call (no journal: the workflow engine adds that)."""
+        checked = self.check(context, name, arguments)
+        return self._tools[name].call(context, checked)
+
+
+def _confine_tags(arguments: dict[str, Any], tags: Mapping[str, str], tool: Tool, who: str) -> None:
+    """Reads are filtered to the scope's tags; writes are labelled with them."""
+    properties = tool.parameters.get("properties", {})
+    key = "filters" if tool.access == "read" else "tags"
+    if key not in properties:
+        return
+    given = dict(arguments.get(key) or {})
+    for tag, value in tags.items():
+        name = f"tags.{tag}" if key == "filters" else tag
+        if name in given and str(given[name]) != value:
+            raise ToolRefusedError(
+                f"{who} may only {tool.access} {key} {name}={value!r}, not {given[name]!r}"
+            )
+        given[name] = value
+    arguments[key] = given
+
+
+def _validated(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
+    import jsonschema  # noqa: PLC0415 - only tool calls pay for it
+
+    schema = dict(tool.parameters) or {"type": "object"}
+    error = jsonschema.exceptions.best_match(
+        jsonschema.validators.validator_for(schema)(schema).iter_errors(arguments)
+    )
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "arguments"
+        raise InvalidInputError(f"tool {tool.name!r}: {where}: {error.message}")
+    return arguments

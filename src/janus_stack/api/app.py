@@ -1,0 +1,70 @@
+"""The FastAPI application: ``create_app(settings, options)``.
+
+The app owns one ``Janus`` context for its lifetime (opened in the lifespan,
+closed on shutdown). Routes live in ``routes/``, one module per resource;
+authentication and limits in ``auth.py``; the thread boundary in ``guard.py``.
+``janus serve`` runs it with uvicorn; tests and benchmarks start that command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from janus_stack import __version__
+from janus_stack.api import errors
+from janus_stack.api.metrics import Metrics, MetricsMiddleware
+from janus_stack.api.routes import documents, events, memory, ops
+from janus_stack.api.state import ApiState, ServerOptions, open_state
+from janus_stack.config import Settings, load_settings
+
+OPTIONS_ENV = "JANUS_SERVE_OPTIONS"
+
+
+def create_app(settings: Settings, options: ServerOptions | None = None) -> FastAPI:
+    chosen = options or ServerOptions()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread  # noqa: PLC0415
+
+        state: ApiState = await anyio.to_thread.run_sync(open_state, settings, chosen, metrics)
+        app.state.janus_api = state
+        try:
+            yield
+        finally:
+            # Wait for running Janus calls: the write lock is granted once every reader left.
+            await anyio.to_thread.run_sync(_close, state)
+
+    metrics = Metrics()
+    app = FastAPI(
+        title="Janus",
+        version=__version__,
+        summary="Memory for AI agents: documents, search, answers and an audit log.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for module in (ops, documents, memory, events):
+        app.include_router(module.router)
+    return app
+
+
+def _close(state: ApiState) -> None:
+    with state.guard.lock.writing():
+        state.janus.close()
+
+
+def app_from_environment() -> FastAPI:
+    """The factory uvicorn imports in each worker process (``--workers N``).
+
+    ``janus serve`` passes the CLI's overrides and options through the
+    environment variable ``JANUS_SERVE_OPTIONS`` (JSON).
+    """
+    raw = json.loads(os.environ.get(OPTIONS_ENV, "{}"))
+    settings = load_settings(raw.get("overrides") or {})
+    return create_app(settings, ServerOptions(**(raw.get("options") or {})))

@@ -1,0 +1,249 @@
+"""Authentication, authorisation, tenant resolution and rate limits for every route.
+
+Every route under ``/v1`` declares the permission it needs with
+``Depends(require(Permission.X))``; the dependency
+
+1. reads ``Authorization: Bearer <token>`` (or ``X-API-Key``) and verifies
+   it against the ledger (a verified key is cached for
+   ``key_cache_seconds``) → 401 when missing, unknown or revoked;
+2. checks the key's role and scopes grant the permission → 403;
+3. resolves the tenant: always the key's own, except that an admin may act
+   on another tenant with ``?tenant=`` (a non-admin naming any other tenant
+   gets 403, never that tenant's data);
+4. takes a token from the key's and the tenant's bucket in the cache slot
+   → 429 with ``Retry-After``.
+
+Every refusal of steps 1-3 is appended to the event log as
+``auth.refused`` (with the reason, route and client address, never the
+token); a rate-limit refusal as ``auth.rate_limited`` at most once per key
+per minute (the cache slot remembers that it was logged), so a client
+hammering a limit cannot flood the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import Depends, Query, Request
+
+from janus_stack.api.errors import ForbiddenError, UnauthorizedError
+from janus_stack.api.keys import KeyRecord, Permission
+from janus_stack.api.state import ApiState, api_state
+from janus_stack.errors import JanusError, RateLimitedError
+from janus_stack.ids import check_tenant
+
+log = logging.getLogger("janus.api")
+
+ANONYMOUS_TENANT = "_api"
+RATE_LOG_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, and on which tenant's data this request acts."""
+
+    key: KeyRecord
+    tenant: str
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key.prefix}"
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return ""
+    key = request.headers.get("x-api-key")
+    return key.strip() if key is not None else None
+
+
+async def _lookup(state: ApiState, token: str) -> KeyRecord | None:
+    now = time.monotonic()
+    cached = state.key_cache.get(token)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    record = await anyio.to_thread.run_sync(state.keys.verify, token)
+    if len(state.key_cache) > 10_000:
+        state.key_cache.clear()
+    state.key_cache[token] = (now + state.options.key_cache_seconds, record)
+    return record
+
+
+async def _refuse(
+    state: ApiState,
+    request: Request,
+    error: JanusError,
+    reason: str,
+    *,
+    tenant: str = ANONYMOUS_TENANT,
+    subject: str = "anonymous",
+    extra: dict[str, Any] | None = None,
+) -> JanusError:
+    """Count and log a refusal; return the error for the caller to raise."""
+    state.metrics.auth_refusals.labels(reason).inc()
+    route = request.scope.get("route")
+    payload = {
+        "reason": reason,
+        "method": request.method,
+        "route": getattr(route, "path", request.url.path),
+        "client": request.client.host if request.client else None,
+        **(extra or {}),
+    }
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: state.janus.events.append(
+                tenant=tenant,
+                actor="api",
+                type="auth.refused",
+                subject=subject,
+                payload=payload,
+            )
+        )
+    except JanusError:
+        log.exception("could not append an auth.refused event")
+    return error
+
+
+async def authenticate(request: Request) -> KeyRecord:
+    state = api_state(request)
+    token = _token(request)
+    if token is None:
+        raise await _refuse(
+            state,
+            request,
+            UnauthorizedError(
+                "this route needs an API key",
+                hint="send 'Authorization: Bearer <key>'; `janus keys create` makes one",
+            ),
+            "missing_key",
+        )
+    record = await _lookup(state, token) if token else None
+    if record is None:
+        raise await _refuse(
+            state,
+            request,
+            UnauthorizedError("the API key is malformed, unknown or revoked"),
+            "invalid_key",
+            subject=token[:12] if token.startswith("jns_") else "anonymous",
+        )
+    return record
+
+
+def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    """The dependency a route declares: an authenticated principal allowed ``permission``."""
+
+    async def dependency(
+        request: Request,
+        key: Annotated[KeyRecord, Depends(authenticate)],
+        tenant: Annotated[
+            str | None,
+            Query(
+                max_length=64,
+                description="Admin keys only: act on this tenant instead of the key's own.",
+            ),
+        ] = None,
+    ) -> Principal:
+        state = api_state(request)
+        if permission not in key.permissions:
+            raise await _refuse(
+                state,
+                request,
+                ForbiddenError(
+                    f"role {key.role.value!r}"
+                    + (f" with scopes {', '.join(key.scopes)}" if key.scopes else "")
+                    + f" does not grant {permission.value!r}"
+                ),
+                "permission",
+                tenant=key.tenant,
+                subject=key.prefix,
+                extra={"permission": permission.value},
+            )
+        chosen = key.tenant
+        if tenant is not None and tenant != key.tenant:
+            if Permission.TENANTS_ANY not in key.permissions:
+                raise await _refuse(
+                    state,
+                    request,
+                    ForbiddenError(
+                        f"this key belongs to tenant {key.tenant!r} and cannot act on another "
+                        "tenant",
+                        hint="omit ?tenant=; a key only ever sees its own tenant",
+                    ),
+                    "cross_tenant",
+                    tenant=key.tenant,
+                    subject=key.prefix,
+                    extra={"requested_tenant": tenant[:64]},
+                )
+            chosen = check_tenant(tenant)
+        principal = Principal(key=key, tenant=chosen)
+        await _rate_limit(state, principal)
+        return principal
+
+    return dependency
+
+
+async def _rate_limit(state: ApiState, principal: Principal) -> None:
+    options = state.options
+    cache = state.janus.cache
+    buckets = (
+        ("key", f"janus:rate:key:{principal.key.id}", options.key_rate, options.key_burst),
+        ("tenant", f"janus:rate:tenant:{principal.key.tenant}", options.tenant_rate,
+         options.tenant_burst),
+    )  # fmt: skip
+
+    def take() -> tuple[str, RateLimitedError] | None:
+        for scope, bucket, rate, burst in buckets:
+            try:
+                cache.take_or_raise(bucket, rate=rate, burst=burst)
+            except RateLimitedError as exc:
+                return scope, exc
+        return None
+
+    refused = await anyio.to_thread.run_sync(take)
+    if refused is None:
+        return
+    scope, error = refused
+    state.metrics.rate_limited.labels(scope).inc()
+    await anyio.to_thread.run_sync(_log_rate_limit, state, principal, scope, error.retry_after)
+    raise RateLimitedError(
+        f"rate limit of this {scope} exceeded; retry in {error.retry_after:.2f} s",
+        retry_after=error.retry_after,
+    )
+
+
+async def forbid(request: Request, principal: Principal, message: str, reason: str) -> None:
+    """Refuse a principal something a route decides itself (logged like every refusal)."""
+    raise await _refuse(
+        api_state(request),
+        request,
+        ForbiddenError(message),
+        reason,
+        tenant=principal.key.tenant,
+        subject=principal.key.prefix,
+    )
+
+
+def _log_rate_limit(state: ApiState, principal: Principal, scope: str, retry: float) -> None:
+    marker = f"janus:rate-logged:{scope}:{principal.key.id}"
+    try:
+        if state.janus.cache.get(marker) is not None:
+            return
+        state.janus.cache.set(marker, b"1", ttl=RATE_LOG_SECONDS)
+        state.janus.events.append(
+            tenant=principal.key.tenant,
+            actor="api",
+            type="auth.rate_limited",
+            subject=principal.key.prefix,
+            payload={"scope": scope, "retry_after": round(retry, 3)},
+        )
+    except JanusError:
+        log.exception("could not append an auth.rate_limited event")

@@ -1,0 +1,149 @@
+"""What one server process holds for its lifetime: the Janus context and its helpers.
+
+The server owns its ``Janus`` context from start-up to shutdown (and with
+embedded stores the JANUS_HOME lock with it). Start-up opens every slot the
+routes use *before* the first request, because the context opens slots
+lazily and that lazy path is not meant to race between threads; it also
+loads the embedding model and spaCy so the first search is not the slow one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+
+from janus_stack.api.guard import Guard, LockedExtractor
+from janus_stack.api.keys import KeyRecord, KeyStore
+from janus_stack.api.metrics import Metrics
+from janus_stack.config import Settings
+from janus_stack.context import Janus
+from janus_stack.ingest.enqueue import ensure_ingest_tasks, queued_mode
+from janus_stack.ingest.pipeline import IngestOptions, Ingestor
+from janus_stack.ingest.spacy_extractor import SpacyEntityExtractor
+from janus_stack.retrieve.answer import Answerer
+from janus_stack.retrieve.search import Retriever
+
+log = logging.getLogger("janus.api")
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Limits and knobs of ``janus serve``.
+
+    Attributes:
+        max_upload_bytes: a larger upload is refused with 413.
+        key_rate, key_burst: token bucket per API key (requests/s, burst).
+        tenant_rate, tenant_burst: token bucket per tenant, over all its keys.
+        threads: Janus calls running at once on worker threads.
+        key_cache_seconds: how long a verified key is trusted without a ledger
+            read (a revocation takes effect within this time).
+        warm: open every slot and load the models at start-up.
+    """
+
+    max_upload_bytes: int = 100 * MiB
+    key_rate: float = 50.0
+    key_burst: int = 100
+    tenant_rate: float = 200.0
+    tenant_burst: int = 400
+    threads: int = 8
+    key_cache_seconds: float = 2.0
+    warm: bool = True
+    ready_cache_seconds: float = 5.0
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    options: ServerOptions
+    janus: Janus
+    guard: Guard
+    metrics: Metrics
+    keys: KeyStore
+    retriever: Retriever
+    entity_extractor: SpacyEntityExtractor
+    started_at: float = field(default_factory=time.time)
+    key_cache: dict[str, tuple[float, KeyRecord | None]] = field(default_factory=dict)
+    readiness: tuple[float, list[dict[str, Any]]] | None = None
+
+    def answerer(self, *, k: int = 8) -> Answerer:
+        """An answerer for one request over the shared retriever.
+
+        The retriever is shared so its entity linker's per-tenant name index
+        (cached for a minute) serves every request; its only per-search
+        state, ``last_entities``, is informational and not read here.
+        """
+        return Answerer(self.janus, retriever=self.retriever, k=k)
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.settings.home / "uploads"
+
+    def ingestor(self, *, entities: bool = True) -> Ingestor:
+        """An ingestor sharing the process's spaCy pipeline (loading it costs ~1 s)."""
+        options = IngestOptions(entities=entities, max_bytes=self.options.max_upload_bytes)
+        tasks = None
+        if queued_mode(self.janus):
+            from janus_stack.ingest.enqueue import ProjectionQueue  # noqa: PLC0415
+
+            tasks = ProjectionQueue(self.janus, entities=entities)
+        ingestor = Ingestor(self.janus, self.janus.embedder, options, projection_queue=tasks)
+        if entities:
+            ingestor.projector.extractor = self.entity_extractor
+        return ingestor
+
+
+def open_state(settings: Settings, options: ServerOptions, metrics: Metrics) -> ApiState:
+    """Open the context (and, with ``warm``, every slot and model) for a server process."""
+    janus = Janus(settings)
+    try:
+        ledger = janus.ledger
+        metrics.event_log.set_function(lambda: _event_log_length(janus))
+        extractor = SpacyEntityExtractor()
+        query_extractor = LockedExtractor(SpacyEntityExtractor(relations=False))
+        state = ApiState(
+            settings=settings,
+            options=options,
+            janus=janus,
+            guard=Guard(options.threads),
+            metrics=metrics,
+            keys=KeyStore(ledger),
+            retriever=Retriever(janus, extractor=query_extractor),
+            entity_extractor=extractor,
+        )
+        if queued_mode(janus):
+            ensure_ingest_tasks(janus)
+        for slot in ("objects", "cache", "embedder", "vectors", "graph", "llm"):
+            getattr(janus, slot)
+        if queued_mode(janus):
+            janus.queue  # noqa: B018 - opens the broker connection now, not on first upload
+        if options.warm:
+            janus.embedder.embed(["warm-up"])
+            extractor.load()
+            inner = query_extractor.inner
+            assert isinstance(inner, SpacyEntityExtractor)
+            inner.load()
+        resumed = state.ingestor().resume()
+        if resumed:
+            log.info("finished %d document versions an earlier run left unfinished", resumed)
+    except BaseException:
+        janus.close()
+        raise
+    return state
+
+
+def _event_log_length(janus: Janus) -> float:
+    head = janus.events.head()
+    return 0.0 if head is None else float(head.seq)
+
+
+def api_state(request: Request) -> ApiState:
+    state = request.app.state.janus_api
+    assert isinstance(state, ApiState)
+    return state

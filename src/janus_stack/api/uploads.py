@@ -1,0 +1,134 @@
+"""Receiving a multipart upload without ever holding more than the limit.
+
+The body is read as a stream and counted; past ``max_upload_bytes`` (plus a
+little room for the multipart framing) the upload stops with 413, before
+the rest is read. A ``Content-Length`` over the limit is refused before a
+single byte is read. Starlette's parser spools the file part to a temporary
+file (in memory up to 1 MiB), which the ingest then reads.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from janus_stack.errors import InvalidInputError, PayloadTooLargeError
+
+FRAMING_SLACK = 64 * 1024
+MAX_NAME_BYTES = 255
+MAX_FIELDS = 40
+_TAG_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
+
+
+@dataclass
+class Upload:
+    file: UploadFile
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+    entities: bool = True
+
+
+def check_name(name: object) -> str:
+    """A file name that is a single path component: no separators, dots-only or controls."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(
+            "the upload needs a file name", hint="send it as the file part's filename"
+        )
+    text = unicodedata.normalize("NFC", name.strip())
+    if "/" in text or "\\" in text or text in (".", ".."):
+        raise InvalidInputError(
+            f"file name {name!r} is a path; give a plain file name without '/', '\\\\' or '..'"
+        )
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
+        raise InvalidInputError(f"file name {name!r} contains control characters")
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise InvalidInputError(f"file name is longer than {MAX_NAME_BYTES} bytes")
+    return text
+
+
+def _parse_tags(values: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not _TAG_KEY.fullmatch(key):
+            raise InvalidInputError(
+                f"tag {value[:80]!r} must be written key=value with a key of letters, digits, "
+                "'_', '.', ':' or '-'"
+            )
+        if len(text) > 1000:
+            raise InvalidInputError(f"tag {key!r}: the value is longer than 1000 characters")
+        tags[key] = text
+    return tags
+
+
+def _flag(value: str, field_name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise InvalidInputError(f"form field {field_name!r} must be true or false, not {value!r}")
+
+
+def _check_size(size: int | None, max_bytes: int) -> None:
+    if size is not None and size > max_bytes:
+        raise PayloadTooLargeError(f"the file is {size:,} bytes; the limit is {max_bytes:,}")
+
+
+async def receive_upload(request: Request, max_bytes: int) -> Upload:
+    """Parse the multipart body: one ``file`` part, optional ``tag`` and ``entities`` fields.
+
+    Raises:
+        PayloadTooLargeError: the body is larger than ``max_bytes`` (+ framing).
+        InvalidInputError: not multipart, no file part, a bad name, tag or flag.
+    """
+    limit = max_bytes + FRAMING_SLACK
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(
+            f"the upload is {int(declared):,} bytes; the limit is {max_bytes:,}",
+            hint="split the file, or start the server with a larger --max-upload-mb",
+        )
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InvalidInputError(
+            "upload documents as multipart/form-data with a 'file' part",
+            hint="curl -F file=@report.pdf ...",
+        )
+
+    async def counted() -> AsyncGenerator[bytes, None]:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLargeError(
+                    f"the upload exceeds the limit of {max_bytes:,} bytes",
+                    hint="split the file, or start the server with a larger --max-upload-mb",
+                )
+            yield chunk
+
+    parser = MultiPartParser(request.headers, counted(), max_files=1, max_fields=MAX_FIELDS)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidInputError(f"the multipart body is malformed: {exc.message}") from exc
+    part = form.get("file")
+    if not isinstance(part, UploadFile):
+        await form.close()
+        raise InvalidInputError("the upload has no 'file' part holding a file")
+    try:
+        name = check_name(part.filename)
+        _check_size(part.size, max_bytes)
+        tags = _parse_tags([v for v in form.getlist("tag") if isinstance(v, str)])
+        entities_field = form.get("entities")
+        entities = _flag(entities_field, "entities") if isinstance(entities_field, str) else True
+    except BaseException:
+        await form.close()
+        raise
+    return Upload(file=part, name=name, tags=tags, entities=entities)

@@ -1,0 +1,156 @@
+"""``janus agents``: the agent manifests in JANUS_HOME/agents (and ``--agents-dir``).
+
+Directories searched, in order: ``JANUS_HOME/agents``, each directory in
+``JANUS_AGENTS_PATH`` (separated by ``:``), and every ``--agents-dir``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from janus_stack.agents import AgentRegistry, Toolbox
+from janus_stack.agents.registry import SUFFIXES
+from janus_stack.agents.sourcefile import Problem, read_file
+from janus_stack.agents.sourcefile import SpecError as _SpecError
+from janus_stack.cli._common import JsonFlag, print_json, state, stdout
+from janus_stack.config import Settings
+
+AgentsDirOption = Annotated[
+    list[Path] | None,
+    typer.Option("--agents-dir", help="Another directory of agent manifests (repeatable)."),
+]
+
+app = typer.Typer(help="Agent manifests: list, show, validate.", no_args_is_help=True)
+
+
+def agent_dirs(settings: Settings, extra: list[Path] | None) -> list[Path]:
+    dirs = [settings.home / "agents"]
+    dirs += [Path(p).expanduser() for p in os.environ.get("JANUS_AGENTS_PATH", "").split(":") if p]
+    dirs += [p.expanduser() for p in extra or []]
+    return dirs
+
+
+def workbench(settings: Settings, extra: list[Path] | None) -> tuple[AgentRegistry, Toolbox]:
+    toolbox = Toolbox.default()
+    return AgentRegistry(agent_dirs(settings, extra), toolbox), toolbox
+
+
+def show_problems(problems: list[Problem]) -> None:
+    console = stdout()
+    for problem in problems:
+        console.print(f"[red]✗[/] {escape(str(problem))}", soft_wrap=True)
+
+
+@app.command("list")
+def list_agents(
+    ctx: typer.Context, agents_dir: AgentsDirOption = None, as_json: JsonFlag = False
+) -> None:
+    """Every agent with its model, tools and scopes; invalid files are flagged."""
+    registry, toolbox = workbench(state(ctx).settings(), agents_dir)
+    entries = registry.refresh()
+    if as_json:
+        print_json(
+            {
+                "directories": [str(d) for d in registry.directories],
+                "agents": [
+                    {**e.manifest.summary(), "file": str(e.path), "valid": e.valid}
+                    for e in entries
+                    if e.manifest is not None
+                ],
+                "invalid": [
+                    {"file": str(e.path), "problems": [p.as_dict() for p in e.problems]}
+                    for e in entries
+                    if not e.valid
+                ],
+                "tool_plugin_problems": toolbox.problems,
+            }
+        )
+        return
+    table = Table(title=f"{len(entries)} agent file(s)")
+    for column in ("name", "model", "tools", "reads", "writes", "file"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        if entry.manifest is None:
+            table.add_row("[red]invalid[/]", "", "", "", "", str(entry.path))
+            continue
+        summary = entry.manifest.summary()
+        table.add_row(
+            summary["name"] + ("" if entry.valid else " [red](invalid)[/]"),
+            summary["model"],
+            ", ".join(summary["tools"]),
+            ", ".join(summary["reads"]),
+            ", ".join(summary["writes"]) or "-",
+            str(entry.path),
+        )
+    stdout().print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Agent name.")],
+    agents_dir: AgentsDirOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """One agent's whole manifest."""
+    registry, _toolbox = workbench(state(ctx).settings(), agents_dir)
+    manifest = registry.get(name)
+    data = manifest.model_dump(mode="json")
+    if as_json:
+        print_json(data)
+        return
+    console = stdout()
+    console.print(f"[bold]{manifest.name}[/] — {escape(manifest.description)}")
+    console.print(f"model: {manifest.model.provider}; tools: {', '.join(manifest.tools) or '-'}")
+    console.print(f"memory: {data['memory']}")
+    console.print(f"budget: {data['budget']}")
+    console.print(escape(manifest.instructions))
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Manifest files (default: every agent directory).")
+    ] = None,
+    agents_dir: AgentsDirOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check manifests; every problem names the file, line and field. Exit 1 if any."""
+    registry, toolbox = workbench(state(ctx).settings(), agents_dir)
+    problems: list[Problem] = []
+    checked = 0
+    if files:
+        from janus_stack.agents.registry import load_manifest  # noqa: PLC0415
+
+        for path in files:
+            checked += 1
+            try:
+                load_manifest(read_file(path), toolbox, registry.allowed_tenants)
+            except _SpecError as exc:
+                problems.extend(exc.problems)
+    else:
+        entries = registry.refresh()
+        checked = len(entries)
+        problems = [p for entry in entries for p in entry.problems]
+    if as_json:
+        print_json(
+            {
+                "checked": checked,
+                "ok": not problems,
+                "problems": [p.as_dict() for p in problems],
+                "suffixes": list(SUFFIXES),
+            }
+        )
+    elif problems:
+        show_problems(problems)
+    else:
+        stdout().print(f"[green]ok[/]: {checked} manifest(s) valid")
+    if problems:
+        raise typer.Exit(1)

@@ -1,0 +1,116 @@
+"""``janus serve``: the HTTP API (FastAPI on uvicorn) over this JANUS_HOME.
+
+The server process owns the Janus context for its lifetime. With embedded
+single-writer stores (Qdrant Edge, ladybug) that means one process holds
+JANUS_HOME, so ``--workers`` above 1 is refused; with server backends each
+worker process opens its own context on the shared servers (use a shared
+``redis://`` cache then, or each worker keeps its own rate-limit buckets).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+
+from janus_stack.cli._common import state, stderr
+from janus_stack.config import Settings
+from janus_stack.errors import ConfigError
+from janus_stack.slots import graph, vectors
+
+
+def single_writer_slots(settings: Settings) -> list[str]:
+    """The slots whose backend allows one process per data folder (constructed, not opened)."""
+    found = []
+    if vectors.open(settings.slot_url("vectors"), dim=384).single_writer:
+        found.append("vectors")
+    if graph.open(settings.slot_url("graph")).single_writer:
+        found.append("graph")
+    return found
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8080,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Processes (server backends only).")
+    ] = 1,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload accepted.")
+    ] = 100.0,
+    key_rate: Annotated[
+        float, typer.Option("--key-rate", min=0.001, help="Requests/s per API key.")
+    ] = 50.0,
+    key_burst: Annotated[int, typer.Option("--key-burst", min=1, help="Burst per key.")] = 100,
+    tenant_rate: Annotated[
+        float, typer.Option("--tenant-rate", min=0.001, help="Requests/s per tenant.")
+    ] = 200.0,
+    tenant_burst: Annotated[
+        int, typer.Option("--tenant-burst", min=1, help="Burst per tenant.")
+    ] = 400,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, max=256, help="Janus calls running at once.")
+    ] = 8,
+    warm: Annotated[
+        bool, typer.Option("--warm/--no-warm", help="Load the models before serving.")
+    ] = True,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = False,
+) -> None:
+    """Serve the HTTP API: /v1/documents, /v1/search, /v1/ask, /v1/events, /metrics, /docs."""
+    import uvicorn  # noqa: PLC0415 - only this command needs the server stack
+
+    from janus_stack.api.app import OPTIONS_ENV, create_app  # noqa: PLC0415
+    from janus_stack.api.state import MiB, ServerOptions  # noqa: PLC0415
+
+    cli = state(ctx)
+    settings = cli.settings()
+    options = ServerOptions(
+        max_upload_bytes=int(max_upload_mb * MiB),
+        key_rate=key_rate,
+        key_burst=key_burst,
+        tenant_rate=tenant_rate,
+        tenant_burst=tenant_burst,
+        threads=threads,
+        warm=warm,
+    )
+    log_level = settings.log_level
+    if workers > 1:
+        embedded = single_writer_slots(settings)
+        if embedded:
+            raise ConfigError(
+                f"--workers {workers} needs server backends, but the {' and '.join(embedded)} "
+                f"slot{'s are' if len(embedded) > 1 else ' is'} embedded: an embedded store "
+                "allows one process per JANUS_HOME",
+                hint="run one worker (it serves requests concurrently on threads), or "
+                "configure server backends (vectors = http://qdrant:6333, graph = "
+                "neo4j://... or falkordb://...)",
+            )
+        if settings.slot_url("cache").scheme == "memory":
+            stderr().print(
+                "[yellow]warning:[/] cache = memory:// keeps rate limits per worker process; "
+                "use redis:// to share them"
+            )
+        os.environ[OPTIONS_ENV] = json.dumps(
+            {"overrides": cli.overrides, "options": options.__dict__}, default=str
+        )
+        uvicorn.run(
+            "janus_stack.api.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
+        )
+        return
+    uvicorn.run(
+        create_app(settings, options),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=30,
+    )

@@ -1,0 +1,121 @@
+"""``janus worker``: run queued tasks (ingestion stages, workflow runs) until SIGINT/SIGTERM.
+
+A worker needs a broker queue (``amqp://``): with the in-process default
+(``inline://``) ``janus ingest`` runs every stage itself, so there is
+nothing for a worker to take, and a worker would only hold JANUS_HOME
+against it. It then exits 1 with a message saying so, rather than idling.
+
+Start-up opens every store before taking work: the JANUS_HOME lock (when the
+vector index or graph is embedded; a second worker or an inline ``janus
+ingest`` then names this process as the owner), the embedding model and the
+broker. Tasks a killed worker left running are recovered when their leases
+run out. On SIGINT/SIGTERM the worker stops taking messages, lets running
+tasks finish (up to ``--grace`` seconds; an unfinished one is re-run by the
+next worker), closes every store and exits 0.
+
+``--json`` prints one JSON object per line: ``started`` and ``stopped``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from janus_stack.cli._common import JsonFlag, state, stderr
+from janus_stack.cli.agents import AgentsDirOption
+from janus_stack.cli.runs import workflow_runs
+from janus_stack.context import Janus
+from janus_stack.errors import ConfigError
+from janus_stack.ingest.tasks import locks_are_shared, register_ingest_tasks
+from janus_stack.slots.queue import TaskHandlers
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def worker(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Worker threads (default: the queue URL's)."),
+    ] = None,
+    agents_dir: AgentsDirOption = None,
+    grace: Annotated[
+        float,
+        typer.Option("--grace", min=0, help="Seconds running tasks get to finish on stop."),
+    ] = 30.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run queued ingestion and workflow tasks until SIGINT or SIGTERM (needs a broker queue)."""
+    settings = state(ctx).settings()
+    queue_url = settings.slot_url("queue")
+    if queue_url.scheme == "inline":
+        raise ConfigError(
+            "janus worker needs a broker queue, but the queue slot is inline://, whose "
+            "tasks run inside `janus ingest` itself: there is nothing for a worker to do",
+            hint='set queue = "amqp://user:pass@host:5672/" in janus.toml (or '
+            "JANUS_QUEUE_URL / --queue-url) for both `janus ingest` and `janus worker`",
+        )
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    handlers = TaskHandlers()
+    try:
+        with Janus(settings, handlers) as janus:
+            tasks = register_ingest_tasks(handlers, janus)
+            workflow_runs(janus, settings, agents_dir)
+            tasks.warm_up()
+            queue = janus.queue
+            shared = locks_are_shared(janus)
+            if not stop.is_set():
+                queue.start(workers)
+                _announce(
+                    as_json,
+                    "started",
+                    {
+                        "pid": os.getpid(),
+                        "queue": queue_url.redacted,
+                        "backend": queue.backend,
+                        "workers": queue.workers if workers is None else workers,
+                        "tasks": handlers.names(),
+                        "home_lock": janus.home_lock.held,
+                        "locks_shared": shared,
+                    },
+                )
+                if not shared:
+                    stderr().print(
+                        "[yellow]warning:[/] the cache slot is memory://, so document locks "
+                        "bind this process only; run one worker process per deployment, or "
+                        "give every worker the same redis:// cache",
+                    )
+                while not stop.wait(0.5):
+                    pass
+                queue.stop(timeout=grace)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _announce(as_json, "stopped", {"pid": os.getpid()})
+
+
+def _announce(as_json: bool, status: str, details: dict[str, Any]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"status": status, **details}) + "\n")
+        sys.stdout.flush()
+        return
+    if status == "started":
+        stderr().print(
+            f"janus worker {details['pid']}: {details['workers']} threads on the "
+            f"{details['backend']} queue at {details['queue']}; tasks: "
+            f"{', '.join(details['tasks'])}. Ctrl-C stops."
+        )
+    else:
+        stderr().print(f"janus worker {details['pid']}: stopped")

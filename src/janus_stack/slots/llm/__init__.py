@@ -1,0 +1,334 @@
+"""The llm slot: chat messages in, a streamed or whole answer out, with its numbers.
+
+Contract: ``LanguageModel.complete(messages, *, max_tokens, temperature=0.0,
+stop=None, json_schema=None, timeout=None) -> Completion`` and
+``LanguageModel.stream(...) -> Iterator[StreamEvent]``: ``TextDelta`` events
+in order, then one ``Finished`` carrying the same ``Completion`` that
+``complete`` returns. Messages are plain ``{"role", "content"}`` dicts (roles
+system/user/assistant/tool; optional ``name``/``tool_call_id``) and every
+argument is validated here, once, before any backend sees it; bad input is
+an ``InvalidInputError`` raised at the call (not at the first ``next()``).
+
+A backend implements one narrow core, ``_generate(request)``: yield text
+pieces, then one ``Usage``. Everything else is built on it here: the
+deadline, time to first token and latency, token estimates when a server
+reports no usage (``tokens_estimated``), the JSON check against
+``json_schema`` (``complete`` retries invalid JSON ``json_retries`` times, at
+temperature >= 0.5 so a retry can differ; ``stream`` cannot take back text it
+already sent, so it checks once and raises ``ModelOutputError``), wrapping of
+unexpected engine errors into ``LLMUnavailableError`` with the ``partial``
+text, and one structured log line per answer (``llm.completion``).
+
+Backends, by URL scheme:
+
+* ``none://`` (the default; also ``extractive://``): no model configured.
+  ``configured`` is False and generation raises ``LLMUnavailableError``;
+  callers answer extractively instead.
+* ``openai+http(s)://host:port/v1?model=NAME``: any OpenAI-compatible
+  ``/v1/chat/completions`` server (llama.cpp, Ollama, vLLM, LM Studio).
+* ``llamacpp:///abs/path/model.gguf?n_ctx=2048``: a local GGUF in process.
+* ``chain://?try=URL1&try=URL2``: the first provider that can answer.
+
+The error hierarchy is drawn in ``janus_stack.slots.llm.types``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import structlog
+
+from janus_stack.errors import IntegrityError, JanusError
+from janus_stack.slots.base import Slot, _describe, load_backend
+from janus_stack.slots.llm.types import (
+    MAX_TOKENS_LIMIT,
+    Completion,
+    Finished,
+    LLMProtocolError,
+    LLMTimeoutError,
+    LLMUnavailableError,
+    Message,
+    ModelOutputError,
+    Request,
+    StreamEvent,
+    StreamInterruptedError,
+    TextDelta,
+    Usage,
+    check_max_tokens,
+    check_messages,
+    check_schema,
+    check_stop,
+    check_temperature,
+    check_timeout,
+    display_url,
+    estimate_prompt_tokens,
+    parse_json_answer,
+)
+from janus_stack.urls import SlotURL
+
+__all__ = [
+    "ACCEPTED_SCHEMES",
+    "BACKENDS",
+    "Completion",
+    "Finished",
+    "LLMProtocolError",
+    "LLMTimeoutError",
+    "LLMUnavailableError",
+    "LanguageModel",
+    "Message",
+    "ModelOutputError",
+    "Request",
+    "StreamEvent",
+    "StreamInterruptedError",
+    "TextDelta",
+    "Usage",
+    "open",
+]
+
+BACKENDS: Mapping[str, str] = MappingProxyType(
+    {
+        "none": "llm.none:NoLanguageModel",
+        "extractive": "llm.none:NoLanguageModel",
+        "openai+http": "llm.openai:OpenAILanguageModel",
+        "openai+https": "llm.openai:OpenAILanguageModel",
+        "llamacpp": "llm.llamacpp:LlamaCppLanguageModel",
+        "chain": "llm.chain:ChainLanguageModel",
+    }
+)
+ACCEPTED_SCHEMES: tuple[str, ...] = tuple(sorted(BACKENDS))
+
+DEFAULT_JSON_RETRIES = 2
+RETRY_TEMPERATURE = 0.5
+PROBE_MESSAGES: tuple[Message, ...] = ({"role": "user", "content": "Reply with one word: ok"},)
+
+log = structlog.get_logger("janus.llm")
+
+
+class LanguageModel(Slot):
+    """The contract of the llm slot; see the module docstring.
+
+    Args:
+        url: the slot URL; the backend reads its own options from the query.
+        json_retries: extra generations ``complete`` may spend on invalid JSON.
+    """
+
+    slot: ClassVar[str] = "llm"
+    configured: ClassVar[bool] = True
+    hint: ClassVar[str] = "check that the model server is running and the slot URL is right"
+
+    def __init__(self, url: SlotURL, *, json_retries: int = DEFAULT_JSON_RETRIES) -> None:
+        super().__init__(url)
+        self.json_retries = json_retries
+
+    @property
+    def where(self) -> str:
+        """The slot URL as shown in errors, logs and ``Completion.provider``: secrets masked."""
+        return display_url(self.url)
+
+    @property
+    def model(self) -> str:
+        """The model's name as the backend knows it."""
+        raise NotImplementedError
+
+    @property
+    def max_tokens_limit(self) -> int:
+        """The largest ``max_tokens`` a call may ask for (the context size when known)."""
+        return MAX_TOKENS_LIMIT
+
+    # -- public API built on the core ----------------------------------------
+
+    def complete(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: str | Sequence[str] | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Completion:
+        """Generate a whole answer; with ``json_schema``, ``data`` holds the validated JSON."""
+        request = self._request(messages, max_tokens, temperature, stop, json_schema, timeout)
+        attempts = 1 + (self.json_retries if request.json_schema is not None else 0)
+        failure: ModelOutputError | None = None
+        for attempt in range(attempts):
+            if attempt:
+                request = replace(request, temperature=max(request.temperature, RETRY_TEMPERATURE))
+            try:
+                for event in self._events(request, attempt + 1):
+                    if isinstance(event, Finished):
+                        return event.completion
+            except ModelOutputError as exc:
+                failure = exc
+                log.warning(
+                    "llm.invalid_json", backend=self.backend, attempt=attempt + 1, error=str(exc)
+                )
+                if request.expired():
+                    break
+        assert failure is not None
+        raise ModelOutputError(
+            f"{failure} (after {attempt + 1} attempt(s))",
+            text=failure.text,
+            hint="make the prompt ask for this JSON explicitly, or use a stronger model",
+        )
+
+    def stream(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: str | Sequence[str] | None = None,
+        json_schema: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Generate an answer as ``TextDelta`` events, then one ``Finished``.
+
+        Input is validated now; closing the iterator early stops generation.
+        """
+        request = self._request(messages, max_tokens, temperature, stop, json_schema, timeout)
+        return self._events(request, 1)
+
+    def probe(self) -> None:
+        """Generate a few tokens; the answer's content is not judged, only the plumbing."""
+        completion = self.complete(PROBE_MESSAGES, max_tokens=4, timeout=60)
+        if completion.completion_tokens < 0 or completion.latency_s < 0:
+            raise IntegrityError(f"llm slot ({self.backend}): the probe got {completion}")
+
+    # -- the core a backend implements -----------------------------------------
+
+    def _generate(self, request: Request) -> Iterator[str | Usage]:
+        """Yield the answer's text pieces (empty ones are allowed), then one ``Usage``.
+
+        Raise ``LLMTimeoutError`` past ``request.deadline``; retry transient
+        failures only before the first non-empty piece.
+        """
+        raise NotImplementedError
+
+    # -- shared machinery ----------------------------------------------------------
+
+    def _request(
+        self,
+        messages: object,
+        max_tokens: object,
+        temperature: object,
+        stop: object,
+        json_schema: object,
+        timeout: object,
+    ) -> Request:
+        self._require_open()
+        checked_timeout = check_timeout(timeout)
+        return Request(
+            messages=check_messages(messages),
+            max_tokens=check_max_tokens(max_tokens, self.max_tokens_limit),
+            temperature=check_temperature(temperature),
+            stop=check_stop(stop),
+            json_schema=check_schema(json_schema),
+            deadline=None if checked_timeout is None else time.monotonic() + checked_timeout,
+        )
+
+    def _events(self, request: Request, attempt: int) -> Iterator[StreamEvent]:
+        start = time.perf_counter()
+        first: float | None = None
+        parts: list[str] = []
+        usage: Usage | None = None
+        pieces: Iterator[str | Usage] | None = None
+        try:
+            pieces = self._generate(request)
+            for item in pieces:
+                if isinstance(item, Usage):
+                    usage = item
+                elif item:
+                    if first is None:
+                        first = time.perf_counter() - start
+                    parts.append(item)
+                    yield TextDelta(item)
+        except LLMUnavailableError as exc:
+            exc.partial = exc.partial or "".join(parts)
+            self._log_failure(exc, start)
+            raise
+        except JanusError:
+            raise
+        except Exception as exc:
+            error = LLMUnavailableError(
+                f"llm slot: {self.backend} at {self.where} failed: {_describe(exc)}",
+                hint=self.hint,
+                partial="".join(parts),
+            )
+            self._log_failure(error, start)
+            raise error from exc
+        finally:
+            close = getattr(pieces, "close", None)
+            if callable(close):
+                close()
+        completion = self._completion(request, "".join(parts), len(parts), usage, first, start)
+        completion = replace(completion, attempts=attempt)
+        log.info(
+            "llm.completion",
+            backend=self.backend,
+            provider=completion.provider,
+            model=completion.model,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            tokens_estimated=completion.tokens_estimated,
+            ttft_s=completion.time_to_first_token_s,
+            latency_s=completion.latency_s,
+            finish_reason=completion.finish_reason,
+        )
+        if request.json_schema is not None:
+            completion = replace(
+                completion, data=parse_json_answer(completion.text, request.json_schema)
+            )
+        yield Finished(completion)
+
+    def _completion(
+        self,
+        request: Request,
+        text: str,
+        pieces: int,
+        usage: Usage | None,
+        first: float | None,
+        start: float,
+    ) -> Completion:
+        usage = usage or Usage(finish_reason="unknown")
+        estimated = usage.prompt_tokens is None or usage.completion_tokens is None
+        prompt = usage.prompt_tokens
+        if prompt is None:
+            prompt = estimate_prompt_tokens(request.messages)
+        produced = usage.completion_tokens
+        if produced is None:
+            produced = pieces  # servers stream about one token per chunk
+        return Completion(
+            text=text,
+            model=usage.model or self.model,
+            prompt_tokens=prompt,
+            completion_tokens=produced,
+            time_to_first_token_s=first,
+            latency_s=time.perf_counter() - start,
+            finish_reason=usage.finish_reason,
+            provider=usage.provider or self.where,
+            tokens_estimated=estimated,
+            fallbacks=usage.fallbacks,
+        )
+
+    def _log_failure(self, exc: LLMUnavailableError, start: float) -> None:
+        log.warning(
+            "llm.failed",
+            backend=self.backend,
+            provider=self.where,
+            error=type(exc).__name__,
+            message=str(exc),
+            partial_chars=len(exc.partial),
+            latency_s=time.perf_counter() - start,
+        )
+
+
+def open(url: SlotURL | str, **options: Any) -> LanguageModel:
+    """Construct (not open) the language model for ``url``; call ``.open()`` or use ``with``."""
+    if isinstance(url, str):
+        url = SlotURL.parse("llm", url)
+    return load_backend(url, BACKENDS, LanguageModel, **options)

@@ -1,0 +1,403 @@
+"""Any OpenAI-compatible ``/v1/chat/completions`` server, streamed over SSE with httpx.
+
+``openai+http://host:port/v1?model=NAME&api_key=env:KEY`` (or ``openai+https://``)
+reaches llama.cpp (``llama-server``, ``python -m llama_cpp.server``), Ollama
+(``:11434/v1``), vLLM, LM Studio and OpenAI itself. Options:
+
+* ``model`` — the name the server expects; without it, the first model the
+  server lists at ``GET /v1/models`` is used.
+* ``api_key`` — sent as ``Authorization: Bearer``; give ``env:NAME`` or ``file:/path``.
+* ``timeout`` (s, default 60) — the longest silence while waiting for or
+  reading the stream; a stream that stalls longer is an ``LLMTimeoutError``.
+  ``connect_timeout`` (s, default 5) bounds connecting.
+* ``retries`` (default 2) and ``backoff`` (first delay in s, doubled, default
+  0.5) — connection failures, timeouts, 408/425/429/5xx are retried, honouring
+  ``Retry-After``, but **only before the first token**: text already streamed
+  is never sent twice, so a failure after it is a ``StreamInterruptedError``
+  (or ``LLMTimeoutError``) carrying the ``partial`` text.
+* ``json`` — how ``json_schema`` is asked for: ``auto`` (default) sends
+  OpenAI's ``{"type": "json_schema"}`` and, if the server rejects it, the
+  ``{"type": "json_object", "schema": …}`` of llama.cpp, then only the
+  prompt; ``schema``, ``object`` or ``off`` pin one. The answer is always
+  validated client-side (see the slot's contract).
+* ``json_retries`` (default 2) — extra generations on invalid JSON.
+
+Usage: ``stream_options.include_usage`` is requested; a server that rejects
+the option is asked again without it, and one that sends no usage gets
+estimated counts (``Completion.tokens_estimated``). A server that answers a
+whole JSON completion instead of a stream is accepted too.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from janus_stack.errors import (
+    ConfigError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    SlotURLError,
+)
+from janus_stack.slots.llm import DEFAULT_JSON_RETRIES, LanguageModel
+from janus_stack.slots.llm._sse import DONE, Chunk, iter_events, parse_chunk, parse_whole
+from janus_stack.slots.llm.types import (
+    LLMProtocolError,
+    LLMTimeoutError,
+    LLMUnavailableError,
+    Request,
+    StreamInterruptedError,
+    Usage,
+    check_params,
+    choice_param,
+    display_url,
+    float_param,
+    int_param,
+)
+from janus_stack.urls import SlotURL
+
+_RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
+_MAX_DELAY = 30.0
+_JSON_MODES = ("auto", "schema", "object", "off")
+
+
+class OpenAILanguageModel(LanguageModel):
+    """An OpenAI-compatible chat server; see the module docstring."""
+
+    backend: ClassVar[str] = "openai"
+    hint: ClassVar[str] = "check that the model server is running and the slot URL is right"
+    _params: ClassVar[set[str]] = {
+        "model",
+        "api_key",
+        "timeout",
+        "connect_timeout",
+        "retries",
+        "backoff",
+        "json",
+        "json_retries",
+    }
+
+    def __init__(self, url: SlotURL, *, json_retries: int | None = None) -> None:
+        check_params(url, self._params)
+        if json_retries is None:
+            json_retries = int_param(url, "json_retries", DEFAULT_JSON_RETRIES, minimum=0)
+        super().__init__(url, json_retries=json_retries)
+        query = url.query
+        self._model_name = query.get("model", "").strip()
+        self.timeout = float_param(url, "timeout", 60.0)
+        self.connect_timeout = float_param(url, "connect_timeout", 5.0)
+        self.retries = int_param(url, "retries", 2, minimum=0)
+        self.backoff = float_param(url, "backoff", 0.5)
+        mode = choice_param(url, "json", _JSON_MODES)
+        self._json_modes = ["schema", "object", "off"] if mode == "auto" else [mode]
+        self._send_usage_option = True
+        self._api_key = query.get("api_key") or None
+        parts = urlsplit(url.resolved)
+        if parts.username or parts.password:
+            raise SlotURLError(
+                f"llm slot: put the key of {display_url(url)!r} in ?api_key=, not in the host"
+            )
+        scheme = parts.scheme.removeprefix("openai+")
+        self.base_url = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/", "", ""))
+        self._where = self.where
+        self._client: httpx.Client | None = None
+
+    @property
+    def model(self) -> str:
+        return self._model_name or "unknown"
+
+    def _open(self) -> None:
+        headers = {"Accept": "application/json, text/event-stream"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+        )
+        try:
+            self._check_server(client)
+        except BaseException:
+            client.close()
+            raise
+        self._client = client
+
+    def _check_server(self, client: httpx.Client) -> None:
+        """One ``GET models``: the server is up, the key works, and a model has a name."""
+        try:
+            response = client.get("models")
+        except httpx.TransportError as exc:
+            raise LLMUnavailableError(
+                f"llm slot: cannot reach {self._where}: {type(exc).__name__}: {exc}",
+                hint=self.hint,
+            ) from exc
+        if response.status_code in (401, 403):
+            raise self._http_error(response, 1)
+        listed: list[str] = []
+        if response.status_code == 200:
+            try:
+                listed = [str(item["id"]) for item in response.json()["data"]]
+            except (ValueError, KeyError, TypeError):
+                listed = []
+        if not self._model_name:
+            if not listed:
+                raise ConfigError(
+                    f"llm slot: {self._where} names no model and the server lists none",
+                    hint="add ?model=NAME, the model name the server expects",
+                )
+            self._model_name = listed[0]
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- generation -------------------------------------------------------------
+
+    def _generate(self, request: Request) -> Iterator[str | Usage]:
+        attempt = 0
+        while True:
+            started = False
+            retry_after: float | None = None
+            try:
+                with self._post(request) as response:
+                    if response.status_code == 200:
+                        for item in self._read(response, request):
+                            started = started or (isinstance(item, str) and bool(item))
+                            yield item
+                        return
+                    response.read()
+                    if self._downgrade(response):
+                        continue
+                    if response.status_code not in _RETRYABLE or attempt >= self.retries:
+                        raise self._http_error(response, attempt + 1)
+                    retry_after = _retry_after(response)
+            except httpx.TimeoutException as exc:
+                if started or attempt >= self.retries or request.expired():
+                    raise LLMTimeoutError(
+                        f"llm slot: {self._where} timed out "
+                        f"{'mid-stream' if started else 'before the first token'} "
+                        f"({type(exc).__name__}, timeout {self._read_timeout(request):.1f}s, "
+                        f"attempt {attempt + 1})",
+                        hint="raise ?timeout= or the call's timeout, or check the server's load",
+                    ) from exc
+            except httpx.TransportError as exc:
+                if started:
+                    raise StreamInterruptedError(
+                        f"llm slot: the stream from {self._where} broke mid-answer: "
+                        f"{type(exc).__name__}: {exc}",
+                        hint="the server may have been stopped or crashed; the partial text "
+                        "is on the error",
+                    ) from exc
+                if attempt >= self.retries:
+                    raise LLMUnavailableError(
+                        f"llm slot: cannot reach {self._where} after {attempt + 1} attempt(s): "
+                        f"{type(exc).__name__}: {exc}",
+                        hint=self.hint,
+                    ) from exc
+            attempt += 1
+            self._wait(attempt, retry_after, request)
+
+    def _post(self, request: Request) -> Any:
+        assert self._client is not None
+        read = self._read_timeout(request)
+        return self._client.stream(
+            "POST",
+            "chat/completions",
+            json=self._payload(request),
+            timeout=httpx.Timeout(read, connect=min(self.connect_timeout, read)),
+        )
+
+    def _read_timeout(self, request: Request) -> float:
+        remaining = request.remaining()
+        if remaining is None:
+            return self.timeout
+        return max(0.001, min(self.timeout, remaining))
+
+    def _payload(self, request: Request) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self._model_name,
+            "messages": [dict(m) for m in request.messages],
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "stream": True,
+        }
+        if self._send_usage_option:
+            payload["stream_options"] = {"include_usage": True}
+        if request.stop:
+            payload["stop"] = list(request.stop)
+        schema = request.json_schema
+        if schema is not None:
+            mode = self._json_modes[0]
+            if mode == "schema":
+                payload["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": dict(schema)},
+                }
+            elif mode == "object":
+                payload["response_format"] = {"type": "json_object", "schema": dict(schema)}
+        return payload
+
+    def _downgrade(self, response: httpx.Response) -> bool:
+        """Drop an optional request feature the server refused; True when one was dropped.
+
+        llama-cpp-python answers a request it cannot validate with 500, not 400/422.
+        """
+        if response.status_code not in (400, 422, 500):
+            return False
+        detail = _server_message(response).lower()
+        if self._send_usage_option and "stream_options" in detail:
+            self._send_usage_option = False
+            return True
+        if len(self._json_modes) > 1 and any(
+            word in detail for word in ("response_format", "json_schema", "json_object", "schema")
+        ):
+            self._json_modes.pop(0)
+            return True
+        return False
+
+    def _read(self, response: httpx.Response, request: Request) -> Iterator[str | Usage]:
+        """Turn one 200 response (a stream, or a whole JSON completion) into pieces + Usage."""
+        if "application/json" in response.headers.get("content-type", ""):
+            try:
+                chunk = parse_whole(json.loads(response.read()))
+            except (ValueError, TypeError) as exc:
+                raise self._protocol_error(exc, response.text) from exc
+            self._raise_if_error(chunk, started=False)
+            yield chunk.text
+            yield _usage(chunk, chunk.finish_reason or "stop")
+            return
+        finish: str | None = None
+        model: str | None = None
+        prompt = produced = None
+        done = started = False
+        for data in iter_events(response.iter_lines()):
+            if data.strip() == DONE:
+                done = True
+                break
+            if request.expired():
+                raise LLMTimeoutError(f"llm slot: {self._where}: the call's timeout ran out")
+            try:
+                chunk = parse_chunk(data)
+            except (ValueError, TypeError) as exc:
+                raise self._protocol_error(exc, data) from exc
+            self._raise_if_error(chunk, started=started)
+            if chunk.text:
+                started = True
+                yield chunk.text
+            finish = chunk.finish_reason or finish
+            prompt = chunk.prompt_tokens if chunk.prompt_tokens is not None else prompt
+            produced = chunk.completion_tokens if chunk.completion_tokens is not None else produced
+            model = chunk.model or model
+        if not done and finish is None:
+            raise StreamInterruptedError(
+                f"llm slot: the stream from {self._where} ended before the answer was finished "
+                "(no finish_reason, no [DONE])",
+                hint=self.hint,
+            )
+        yield Usage(
+            finish_reason=finish or "unknown",  # [DONE] without a reason: cut short by the server
+            model=model,
+            prompt_tokens=prompt,
+            completion_tokens=produced,
+        )
+
+    def _raise_if_error(self, chunk: Chunk, *, started: bool) -> None:
+        if chunk.error is None:
+            return
+        kind = StreamInterruptedError if started else LLMUnavailableError
+        raise kind(f"llm slot: {self._where} reported an error: {chunk.error}", hint=self.hint)
+
+    def _protocol_error(self, exc: Exception, data: str) -> LLMProtocolError:
+        return LLMProtocolError(
+            f"llm slot: {self._where} sent something that is not an OpenAI chat completion "
+            f"({exc}): {data[:120]!r}",
+            hint="check that the URL points at an OpenAI-compatible /v1 endpoint",
+        )
+
+    def _wait(self, attempt: int, retry_after: float | None, request: Request) -> None:
+        if retry_after is not None:
+            delay = min(retry_after, _MAX_DELAY)
+        else:
+            base = self.backoff * 2 ** (attempt - 1)
+            delay = min(base * (0.75 + random.random() / 2), _MAX_DELAY)
+        remaining = request.remaining()
+        if remaining is not None and delay >= remaining:
+            raise LLMTimeoutError(
+                f"llm slot: {self._where}: the call's timeout runs out before retry {attempt}",
+                hint="raise the call's timeout, or check the server",
+            )
+        time.sleep(delay)
+
+    def _http_error(self, response: httpx.Response, attempts: int) -> Exception:
+        status = response.status_code
+        detail = _server_message(response)
+        where = f"{self._model_name or 'the model'!r} at {self._where}"
+        if status in (401, 403):
+            return ConfigError(
+                f"llm slot: {where} refused the API key ({status}): {detail}",
+                hint="set ?api_key=env:NAME (or file:/path) to a key the server accepts",
+            )
+        if status == 404:
+            return ConfigError(
+                f"llm slot: {where} answered 404: {detail}",
+                hint="the URL should end in /v1 and ?model= name a model the server serves",
+            )
+        if status == 429:
+            return RateLimitedError(
+                f"llm slot: {where} is rate limiting (429 after {attempts} attempts): {detail}",
+                retry_after=_retry_after(response) or self.backoff * 2**attempts,
+            )
+        if status == 413:
+            return PayloadTooLargeError(
+                f"llm slot: {where} refused the request as too large (413): {detail}",
+                hint="shorten the prompt",
+            )
+        if 400 <= status < 500:
+            return InvalidInputError(
+                f"llm slot: {where} rejected the request ({status}): {detail}",
+                hint="shorten the prompt or lower max_tokens if the context is exceeded",
+            )
+        return LLMUnavailableError(
+            f"llm slot: {where} failed with {status} after {attempts} attempt(s): {detail}",
+            hint=self.hint,
+        )
+
+
+def _usage(chunk: Chunk, finish: str) -> Usage:
+    return Usage(
+        finish_reason=finish,
+        model=chunk.model,
+        prompt_tokens=chunk.prompt_tokens,
+        completion_tokens=chunk.completion_tokens,
+    )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    text = response.headers.get("retry-after")
+    if text is None:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        return None
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error", body.get("detail", body))
+        if isinstance(error, dict):
+            error = error.get("message", error)
+        return str(error)[:300]
+    return str(body)[:300]

@@ -1,0 +1,1 @@
+"""Workflows: specs as data, a durable engine, runs in the ledger."""

@@ -1,0 +1,183 @@
+"""Runs as a service: start, resume, pause, cancel, feedback — and the queue task.
+
+A run executes through the queue slot: :meth:`Runs.start` writes the run
+row, appends ``workflow.run.created`` and enqueues a ``workflow.run`` task
+whose handler is :meth:`Engine.execute`. Each start or resume is a new
+*segment* with its own idempotency key (``workflow.run:RUN:SEGMENT``), so
+enqueuing twice schedules once. With the in-process queue (``inline://``)
+the calling process runs the task on its own worker threads; with a broker
+``janus worker`` does, once :func:`register_workflow_tasks` is registered
+there too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from janus_stack.agents.budget import PriceTable
+from janus_stack.agents.registry import AgentRegistry
+from janus_stack.agents.tools import Toolbox
+from janus_stack.context import Janus
+from janus_stack.errors import InvalidInputError
+from janus_stack.ids import check_tenant
+from janus_stack.ingest.enqueue import ensure_ingest_tasks
+from janus_stack.slots.queue import TaskHandlers
+from janus_stack.workflows.engine import Engine
+from janus_stack.workflows.hooks import Hooks
+from janus_stack.workflows.spec import WorkflowSpec
+from janus_stack.workflows.store import (
+    CANCELLED,
+    FAILED,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    TERMINAL,
+    RunRecord,
+    RunStore,
+    owner_alive,
+)
+
+WORKFLOW_TASK = "workflow.run"
+MAX_FEEDBACK_CHARS = 20_000
+
+
+class Runs:
+    """Start and steer runs of one ``Janus`` context."""
+
+    def __init__(
+        self,
+        janus: Janus,
+        registry: AgentRegistry,
+        toolbox: Toolbox,
+        *,
+        prices: PriceTable | None = None,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self.janus = janus
+        self.engine = Engine(janus, registry, toolbox, prices=prices, hooks=hooks)
+        self.store: RunStore = self.engine.store
+
+    def register(self, handlers: TaskHandlers) -> None:
+        """Add the ``workflow.run`` task (and the ingest tasks a queue may also hold)."""
+        if WORKFLOW_TASK not in handlers:
+            handlers.register(WORKFLOW_TASK, self._handle, max_attempts=3, backoff_max=30.0)
+        ensure_ingest_tasks(self.janus)
+
+    def _handle(self, payload: dict[str, Any]) -> dict[str, Any]:
+        run_id = payload.get("run_id")
+        if not isinstance(run_id, str):
+            raise InvalidInputError("workflow.run: payload needs a run_id")
+        return {"status": self.engine.execute(run_id)}
+
+    def event(
+        self, run: RunRecord | str, tenant: str, type_: str, actor: str = "workflow", **payload: Any
+    ) -> None:
+        run_id = run if isinstance(run, str) else run.id
+        self.janus.events.append(
+            tenant=tenant, actor=actor, type=type_, subject=f"run:{run_id}", payload=payload
+        )
+
+    def create(self, spec: WorkflowSpec, inputs: dict[str, Any], *, tenant: str) -> str:
+        """Record a new run (queued) without scheduling it; returns its id."""
+        check_tenant(tenant)
+        resolved = spec.resolve_inputs(inputs)
+        run_id = str(uuid.uuid4())
+        self.store.create_run(run_id, tenant, spec.name, spec.model_dump(mode="json"), resolved)
+        self.event(
+            run_id, tenant, "workflow.run.created", workflow=spec.name, inputs=list(resolved)
+        )
+        return run_id
+
+    def start(self, spec: WorkflowSpec, inputs: dict[str, Any], *, tenant: str) -> str:
+        run_id = self.create(spec, inputs, tenant=tenant)
+        self._enqueue(self.store.run(run_id))
+        return run_id
+
+    def _enqueue(self, run: RunRecord) -> None:
+        self.janus.queue.enqueue(
+            WORKFLOW_TASK,
+            {"run_id": run.id},
+            idempotency_key=f"{WORKFLOW_TASK}:{run.id}:{run.segments}",
+            tenant=run.tenant,
+        )
+
+    def resume(self, run_id: str, actor: str = "cli") -> RunRecord:
+        """Queue a paused, failed or abandoned run again; it replays what is done."""
+        run = self.store.find(run_id)
+        if run.status in TERMINAL and run.status != FAILED:
+            raise InvalidInputError(
+                f"run {run.id} is {run.status}; only paused, failed or interrupted runs resume",
+                hint=run.error or None,
+            )
+        if run.status == RUNNING and run.owner and owner_alive(run.owner):
+            raise InvalidInputError(
+                f"run {run.id} is running in {run.owner.rsplit(':', 1)[0]}",
+                hint="pause it first (`janus runs pause`), or wait",
+            )
+        if not self.store.transition(
+            run.id,
+            (PAUSED, FAILED, RUNNING, QUEUED),
+            status=QUEUED,
+            control=None,
+            error=None,
+            finished_at=None,
+            owner=None,
+            lease_until=None,
+            segments=run.segments + 1,
+        ):
+            raise InvalidInputError(f"run {run.id} changed state meanwhile; try again")
+        self.event(
+            run,
+            run.tenant,
+            "workflow.run.resumed",
+            actor=actor,
+            previous=run.status,
+            segment=run.segments + 1,
+        )
+        resumed = self.store.run(run.id)
+        self._enqueue(resumed)
+        return resumed
+
+    def pause(self, run_id: str, actor: str = "cli") -> RunRecord:
+        run = self.store.find(run_id)
+        if run.status == QUEUED and self.store.transition(run.id, (QUEUED,), status=PAUSED):
+            pass
+        elif run.status == RUNNING:
+            self.store.update_run(run.id, control="pause")
+        elif run.status != PAUSED:
+            raise InvalidInputError(f"run {run.id} is {run.status}; it cannot be paused")
+        self.event(run, run.tenant, "workflow.run.pause_requested", actor=actor)
+        return self.store.run(run.id)
+
+    def cancel(self, run_id: str, actor: str = "cli") -> RunRecord:
+        run = self.store.find(run_id)
+        if run.status in TERMINAL:
+            raise InvalidInputError(f"run {run.id} is already {run.status}")
+        if run.status == RUNNING and run.owner and owner_alive(run.owner):
+            self.store.update_run(run.id, control="cancel")
+        else:
+            from janus_stack.workflows.store import now  # noqa: PLC0415
+
+            self.store.transition(
+                run.id, (QUEUED, PAUSED, RUNNING), status=CANCELLED, finished_at=now(), owner=None
+            )
+        self.event(run, run.tenant, "workflow.run.cancel_requested", actor=actor)
+        return self.store.run(run.id)
+
+    def feedback(self, run_id: str, text: str, actor: str = "cli") -> RunRecord:
+        """Answer the human step the run waits for, or leave a note on the run."""
+        run = self.store.find(run_id)
+        if not text.strip() or len(text) > MAX_FEEDBACK_CHARS:
+            raise InvalidInputError(f"feedback must be 1 to {MAX_FEEDBACK_CHARS} characters")
+        step = run.waiting_for if run.status == PAUSED else None
+        self.store.add_feedback(run.id, step, actor, text)
+        self.event(
+            run, run.tenant, "workflow.run.feedback", actor=actor, step=step, chars=len(text)
+        )
+        return run
+
+
+def register_workflow_tasks(handlers: TaskHandlers, runs: Runs) -> None:
+    """What ``janus worker`` needs to run workflow tasks from a broker queue."""
+    runs.register(handlers)
