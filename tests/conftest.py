@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import structlog
 from psycopg import sql
 
 from janus_stack.config import SLOTS
@@ -51,6 +52,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> Iterator[None]:
+    """Undo a command's process-wide logging set-up (level, scrubber) after each test."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(autouse=True)

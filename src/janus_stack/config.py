@@ -149,7 +149,7 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
+    cwd: Path | str | None = None,
 ) -> Settings:
     """Build the effective settings.
 
@@ -163,7 +163,7 @@ def load_settings(
     sources: dict[str, str] = {}
 
     home = Path(flags["home"]).expanduser() if "home" in flags else default_home(env)
-    config_file = _find_config_file(cwd or Path.cwd(), home)
+    config_file = _find_config_file(Path(cwd) if cwd is not None else Path.cwd(), home)
     file_data: dict[str, Any] = {}
     if config_file is not None:
         file_data = _read_toml(config_file)

@@ -21,10 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from conftest import free_port, service_missing
+from conftest import free_port
 from janus_stack.errors import (
     ClosedError,
     IntegrityError,
@@ -37,86 +36,18 @@ from janus_stack.errors import (
 from janus_stack.slots import objects
 from janus_stack.slots.objects import ObjectInfo, ObjectStore
 from janus_stack.urls import SlotURL
+from services import (  # noqa: F401 - fixtures
+    S3_KEYS,
+    drop_bucket,
+    moto_client_fixture,
+    moto_endpoint_fixture,
+    raw_client,
+    s3_url_fixture,
+    start_moto,
+    stop_moto,
+)
 
-SERVER_SCRIPT = Path(__file__).with_name("_s3_server.py")
-S3_KEYS = "access_key=janus-test&secret_key=janus-test-secret"
 BIG = 20 * 1024 * 1024
-
-
-# -- the S3 server -------------------------------------------------------------
-
-
-def start_moto() -> tuple[subprocess.Popen[str], str]:
-    """Start moto's S3 server in a child process; return it and its endpoint."""
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER_SCRIPT)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], 30)
-    line = process.stdout.readline().strip() if ready else ""
-    if not line.isdigit():
-        process.kill()
-        _, err = process.communicate()
-        service_missing(f"moto's S3 server did not start: {err.strip()[-300:] or 'no output'}")
-    return process, f"http://127.0.0.1:{line}"
-
-
-def stop_moto(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        assert process.stdin is not None
-        process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    process, endpoint = start_moto()
-    try:
-        yield endpoint
-    finally:
-        stop_moto(process)
-
-
-def raw_client(endpoint: str) -> Any:
-    return boto3.session.Session(
-        aws_access_key_id="janus-test",
-        aws_secret_access_key="janus-test-secret",
-        region_name="us-east-1",
-    ).client("s3", endpoint_url=endpoint)
-
-
-@pytest.fixture(scope="session")
-def moto_client(moto_endpoint: str) -> Iterator[Any]:
-    """A plain boto3 client on the test server, for set-up checks and clean-up."""
-    client = raw_client(moto_endpoint)
-    yield client
-    client.close()
-
-
-def drop_bucket(client: Any, bucket: str) -> None:
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for item in page.get("Contents", []):
-                client.delete_object(Bucket=bucket, Key=item["Key"])
-        client.delete_bucket(Bucket=bucket)
-    except client.exceptions.NoSuchBucket:
-        pass
-
-
-@pytest.fixture
-def s3_url(moto_endpoint: str, moto_client: Any, tmp_path: Path) -> Iterator[str]:
-    """An objects URL for a bucket no other test uses (created by the store on open)."""
-    bucket = f"janus-test-{uuid.uuid4().hex[:12]}"
-    yield f"s3://{bucket}?endpoint={moto_endpoint}&{S3_KEYS}&staging={tmp_path}/s3-staging"
-    drop_bucket(moto_client, bucket)
 
 
 # -- the shared fixture --------------------------------------------------------

@@ -18,12 +18,14 @@ import contextlib
 import functools
 import json
 import random
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from janus_stack import ids
@@ -36,6 +38,8 @@ from janus_stack.ingest.pipeline import IngestOptions, Ingestor, IngestReport
 from janus_stack.ingest.projection import Projector
 from janus_stack.ingest.removal import delete_document
 from janus_stack.ingest.spacy_extractor import SpacyEntityExtractor
+from janus_stack.ledger import migrations
+from janus_stack.ledger.database import Ledger
 from janus_stack.ledger.models import (
     Chunk,
     Document,
@@ -49,6 +53,13 @@ from janus_stack.ledger.models import (
 from janus_stack.ops.inventory import list_documents, show_document, stats
 from janus_stack.slots.graph import GraphCounts
 from janus_stack.slots.vectors import VectorFilter
+from janus_stack.urls import SlotURL
+from services import (  # noqa: F401 - fixtures
+    falkordb_url_fixture,
+    moto_client_fixture,
+    moto_endpoint_fixture,
+    s3_url_fixture,
+)
 
 TENANT = "default"
 BASE_STAGES = frozenset({"store", "extract", "chunk", "embed", "index", "graph"})
@@ -307,10 +318,39 @@ def check_events(janus: Janus, tenant: str = TENANT) -> None:
     assert report.ok, report
 
 
-@pytest.fixture
-def janus() -> Iterator[Janus]:
-    with Janus(load_settings()) as opened:
-        yield opened
+@pytest.fixture(params=["embedded", "server"])
+def janus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Janus]:
+    """The embedded defaults, or every server backend this machine can run.
+
+    Server: PostgreSQL ledger, S3 objects (moto's server), the Qdrant server
+    adapter (qdrant-client, local mode), FalkorDB graph and a Redis cache.
+    """
+    if request.param == "embedded":
+        with Janus(load_settings()) as opened:
+            yield opened
+        return
+    ledger_url: str = request.getfixturevalue("pg_database")
+    with Ledger(SlotURL.parse("relational", ledger_url)) as ledger:
+        migrations.upgrade(ledger)
+    redis_url: str = request.getfixturevalue("redis_url")
+    prefix = f"janus_pipeline_{uuid.uuid4().hex[:8]}"
+    graph_url: str = request.getfixturevalue("falkordb_url")
+    overrides = {
+        "relational_url": ledger_url,
+        "objects_url": request.getfixturevalue("s3_url"),
+        "vectors_url": f"qdrant+local://{tmp_path}/qdrant?collection={prefix}",
+        "graph_url": graph_url.split("?", maxsplit=1)[0] + f"?graph={prefix}",
+        "cache_url": f"{redis_url}?prefix={prefix}",
+    }
+    try:
+        with Janus(load_settings(overrides)) as opened:
+            yield opened
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+        client.close()
 
 
 # -- idempotency -------------------------------------------------------------------

@@ -9,7 +9,6 @@ backends (PostgreSQL ledger, FalkorDB graph, Redis cache).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -24,7 +23,6 @@ import pytest
 import redis
 from sqlalchemy import func, select, update
 
-from conftest import service_missing
 from janus_stack.config import load_settings
 from janus_stack.context import Janus
 from janus_stack.ingest.documents import DocumentLedger, document_key
@@ -39,6 +37,7 @@ from janus_stack.ops.verify import verify
 from janus_stack.slots.graph import Relation as GraphRelation
 from janus_stack.slots.vectors import VectorFilter, VectorPoint
 from janus_stack.urls import SlotURL
+from services import falkordb_url_fixture  # noqa: F401 - fixture
 
 TENANT = "acme"
 DOCS = {
@@ -392,25 +391,6 @@ def test_a_version_abandoned_mid_ingest_leaves_nothing_once_replaced(
 
 
 # -- server backends ------------------------------------------------------------------
-
-
-def _falkordb_server() -> Any:
-    """The conformance suite's throwaway FalkorDB server helper, imported by path."""
-    path = Path(__file__).parents[1] / "conformance" / "_falkordb_server.py"
-    spec = importlib.util.spec_from_file_location("_janus_falkordb_server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.falkordb_server
-
-
-@pytest.fixture(scope="module")
-def falkordb_url() -> Iterator[str]:
-    try:
-        with _falkordb_server()() as port:
-            yield f"falkordb://127.0.0.1:{port}?graph=janus_verify_{uuid.uuid4().hex[:8]}"
-    except RuntimeError as exc:
-        service_missing(str(exc))
 
 
 def test_verify_and_repair_on_postgresql_falkordb_and_redis(

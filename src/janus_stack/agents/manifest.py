@@ -10,6 +10,7 @@
       read:  {tenants: [default], tags: {project: apollo}}
       write: {tenants: [default]}          # omit: the agent writes nothing
     budget: {max_tokens: 4000, max_cost: 0.05, max_steps: 6, max_wall_seconds: 60}
+    cache: {threshold: 0.95, ttl_seconds: 3600}   # or `cache: true`; omit: no cache
 
 ``memory.read.tenants`` empty means "the tenant of the run". Tags in a scope
 are filters every read is confined to and labels every write carries.
@@ -55,6 +56,20 @@ class Scope(BaseModel):
         return list(self.tenants) or [run_tenant]
 
 
+class CachePolicy(BaseModel):
+    """The semantic cache of an agent's steps (``workflows.cache``).
+
+    A step reuses the result of an earlier successful step of the same agent
+    and tenant whose prompt's embedding has a cosine similarity of at least
+    ``threshold`` with its own and that is at most ``ttl_seconds`` old.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(default=0.95, gt=0, le=1)
+    ttl_seconds: float = Field(default=3600.0, gt=0)
+
+
 class MemoryScopes(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -82,11 +97,19 @@ class AgentManifest(BaseModel):
     tools: list[str] = Field(default_factory=list, max_length=50)
     memory: MemoryScopes = Field(default_factory=MemoryScopes)
     budget: Budget = Field(default_factory=lambda: Budget(max_steps=DEFAULT_MAX_STEPS))
+    cache: CachePolicy | None = None
 
     @field_validator("model", mode="before")
     @classmethod
     def _model_shorthand(cls, value: Any) -> Any:
         return {"provider": value} if isinstance(value, str) else value
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_shorthand(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
 
     @property
     def max_steps(self) -> int:
@@ -126,6 +149,14 @@ def check_manifest(
                 source.problem(
                     ("tools", index),
                     f"tool {tool!r} writes memory but the agent has no memory.write scope",
+                )
+            )
+        elif tool in writing_tools and manifest.cache is not None:
+            problems.append(
+                source.problem(
+                    ("cache",),
+                    f"tool {tool!r} writes memory, so a cached step would skip the write; "
+                    "drop `cache` or the tool",
                 )
             )
     scopes = [("read", manifest.memory.read)]

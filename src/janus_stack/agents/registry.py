@@ -11,6 +11,7 @@ prints with file, line and field.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,15 @@ from janus_stack.agents.tools import Toolbox
 from janus_stack.errors import NotFoundError
 
 SUFFIXES = (".yaml", ".yml", ".json")
+AGENTS_PATH_ENV = "JANUS_AGENTS_PATH"
+
+
+def agent_directories(home: Path, extra: Iterable[Path] = ()) -> list[Path]:
+    """Where agents live: ``home/agents``, each ``JANUS_AGENTS_PATH`` entry (``:``), ``extra``."""
+    dirs = [home / "agents"]
+    dirs += [Path(p).expanduser() for p in os.environ.get(AGENTS_PATH_ENV, "").split(":") if p]
+    dirs += [Path(p).expanduser() for p in extra]
+    return dirs
 
 
 @dataclass

@@ -18,8 +18,9 @@ from fastapi import FastAPI
 from janus_stack import __version__
 from janus_stack.api import errors
 from janus_stack.api.metrics import Metrics, MetricsMiddleware
-from janus_stack.api.routes import documents, events, memory, ops
+from janus_stack.api.routes import agents, documents, events, memory, ops, runs
 from janus_stack.api.state import ApiState, ServerOptions, open_state
+from janus_stack.api.workbench import close_workbench
 from janus_stack.config import Settings, load_settings
 
 OPTIONS_ENV = "JANUS_SERVE_OPTIONS"
@@ -49,12 +50,14 @@ def create_app(settings: Settings, options: ServerOptions | None = None) -> Fast
     )
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (ops, documents, memory, events):
+    for module in (ops, documents, memory, events, agents, runs):
         app.include_router(module.router)
     return app
 
 
 def _close(state: ApiState) -> None:
+    if state.work is not None:  # before the lock: a running tool call may hold its read side
+        close_workbench(state.work)
     with state.guard.lock.writing():
         state.janus.close()
 

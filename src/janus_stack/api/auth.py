@@ -30,6 +30,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import Depends, Query, Request
+from starlette.requests import HTTPConnection
 
 from janus_stack.api.errors import ForbiddenError, UnauthorizedError
 from janus_stack.api.keys import KeyRecord, Permission
@@ -55,7 +56,7 @@ class Principal:
         return f"key:{self.key.prefix}"
 
 
-def _token(request: Request) -> str | None:
+def _token(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -80,7 +81,7 @@ async def _lookup(state: ApiState, token: str) -> KeyRecord | None:
 
 async def _refuse(
     state: ApiState,
-    request: Request,
+    request: HTTPConnection,
     error: JanusError,
     reason: str,
     *,
@@ -93,7 +94,7 @@ async def _refuse(
     route = request.scope.get("route")
     payload = {
         "reason": reason,
-        "method": request.method,
+        "method": request.scope.get("method", "WEBSOCKET"),
         "route": getattr(route, "path", request.url.path),
         "client": request.client.host if request.client else None,
         **(extra or {}),
@@ -113,7 +114,7 @@ async def _refuse(
     return error
 
 
-async def authenticate(request: Request) -> KeyRecord:
+async def authenticate(request: HTTPConnection) -> KeyRecord:
     state = api_state(request)
     token = _token(request)
     if token is None:
@@ -152,43 +153,53 @@ def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
             ),
         ] = None,
     ) -> Principal:
-        state = api_state(request)
-        if permission not in key.permissions:
+        return await authorize(request, key, permission, tenant)
+
+    return dependency
+
+
+async def authorize(
+    request: HTTPConnection, key: KeyRecord, permission: Permission, tenant: str | None
+) -> Principal:
+    """Check ``key`` grants ``permission`` on ``tenant`` (default: its own); take a rate token.
+
+    The body of every route's dependency, and what a WebSocket route calls itself
+    (FastAPI's ``Request`` dependencies do not apply to WebSocket connections).
+    """
+    state = api_state(request)
+    if permission not in key.permissions:
+        raise await _refuse(
+            state,
+            request,
+            ForbiddenError(
+                f"role {key.role.value!r}"
+                + (f" with scopes {', '.join(key.scopes)}" if key.scopes else "")
+                + f" does not grant {permission.value!r}"
+            ),
+            "permission",
+            tenant=key.tenant,
+            subject=key.prefix,
+            extra={"permission": permission.value},
+        )
+    chosen = key.tenant
+    if tenant is not None and tenant != key.tenant:
+        if Permission.TENANTS_ANY not in key.permissions:
             raise await _refuse(
                 state,
                 request,
                 ForbiddenError(
-                    f"role {key.role.value!r}"
-                    + (f" with scopes {', '.join(key.scopes)}" if key.scopes else "")
-                    + f" does not grant {permission.value!r}"
+                    f"this key belongs to tenant {key.tenant!r} and cannot act on another tenant",
+                    hint="omit ?tenant=; a key only ever sees its own tenant",
                 ),
-                "permission",
+                "cross_tenant",
                 tenant=key.tenant,
                 subject=key.prefix,
-                extra={"permission": permission.value},
+                extra={"requested_tenant": tenant[:64]},
             )
-        chosen = key.tenant
-        if tenant is not None and tenant != key.tenant:
-            if Permission.TENANTS_ANY not in key.permissions:
-                raise await _refuse(
-                    state,
-                    request,
-                    ForbiddenError(
-                        f"this key belongs to tenant {key.tenant!r} and cannot act on another "
-                        "tenant",
-                        hint="omit ?tenant=; a key only ever sees its own tenant",
-                    ),
-                    "cross_tenant",
-                    tenant=key.tenant,
-                    subject=key.prefix,
-                    extra={"requested_tenant": tenant[:64]},
-                )
-            chosen = check_tenant(tenant)
-        principal = Principal(key=key, tenant=chosen)
-        await _rate_limit(state, principal)
-        return principal
-
-    return dependency
+        chosen = check_tenant(tenant)
+    principal = Principal(key=key, tenant=chosen)
+    await _rate_limit(state, principal)
+    return principal
 
 
 async def _rate_limit(state: ApiState, principal: Principal) -> None:
@@ -220,7 +231,7 @@ async def _rate_limit(state: ApiState, principal: Principal) -> None:
     )
 
 
-async def forbid(request: Request, principal: Principal, message: str, reason: str) -> None:
+async def forbid(request: HTTPConnection, principal: Principal, message: str, reason: str) -> None:
     """Refuse a principal something a route decides itself (logged like every refusal)."""
     raise await _refuse(
         api_state(request),

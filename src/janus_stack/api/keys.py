@@ -43,6 +43,10 @@ class Permission(StrEnum):
     EVENTS_READ = "events:read"
     EVENTS_VERIFY = "events:verify"
     SYSTEM_READ = "system:read"
+    AGENTS_READ = "agents:read"
+    RUNS_READ = "runs:read"
+    RUNS_START = "runs:start"
+    RUNS_CONTROL = "runs:control"
     TENANTS_ANY = "tenants:any"
 
 
@@ -56,11 +60,12 @@ class Role(StrEnum):
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.WRITER: frozenset(
-        {P.DOCUMENTS_READ, P.DOCUMENTS_DOWNLOAD, P.DOCUMENTS_WRITE, P.MEMORY_READ, P.EVENTS_READ}
+    Role.WRITER: frozenset(Permission) - {P.EVENTS_VERIFY, P.SYSTEM_READ, P.TENANTS_ANY},
+    Role.READER: frozenset(
+        {P.DOCUMENTS_READ, P.DOCUMENTS_DOWNLOAD, P.MEMORY_READ, P.AGENTS_READ, P.RUNS_READ}
     ),
-    Role.READER: frozenset({P.DOCUMENTS_READ, P.DOCUMENTS_DOWNLOAD, P.MEMORY_READ}),
-    Role.AGENT: frozenset({P.DOCUMENTS_READ, P.MEMORY_READ}),
+    # An agent key starts runs and follows them, in its own tenant; it cannot steer them.
+    Role.AGENT: frozenset({P.DOCUMENTS_READ, P.MEMORY_READ, P.RUNS_READ, P.RUNS_START}),
 }
 
 

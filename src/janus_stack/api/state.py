@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from janus_stack.api.guard import Guard, LockedExtractor
 from janus_stack.api.keys import KeyRecord, KeyStore
 from janus_stack.api.metrics import Metrics
+from janus_stack.api.workbench import Workbench, open_workbench
 from janus_stack.config import Settings
 from janus_stack.context import Janus
 from janus_stack.ingest.enqueue import ensure_ingest_tasks, queued_mode
@@ -45,6 +46,10 @@ class ServerOptions:
         key_cache_seconds: how long a verified key is trusted without a ledger
             read (a revocation takes effect within this time).
         warm: open every slot and load the models at start-up.
+        agents_dirs: agent manifest directories besides JANUS_HOME/agents and
+            JANUS_AGENTS_PATH (``janus serve --agents-dir``).
+        workflows_dirs: where ``POST /v1/runs`` finds workflows by name, besides
+            JANUS_HOME/workflows (``janus serve --workflows-dir``).
     """
 
     max_upload_bytes: int = 100 * MiB
@@ -56,6 +61,8 @@ class ServerOptions:
     key_cache_seconds: float = 2.0
     warm: bool = True
     ready_cache_seconds: float = 5.0
+    agents_dirs: tuple[str, ...] = ()
+    workflows_dirs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -71,6 +78,12 @@ class ApiState:
     started_at: float = field(default_factory=time.time)
     key_cache: dict[str, tuple[float, KeyRecord | None]] = field(default_factory=dict)
     readiness: tuple[float, list[dict[str, Any]]] | None = None
+    work: Workbench | None = None
+
+    @property
+    def workbench(self) -> Workbench:
+        assert self.work is not None, "the workbench opens with the state"
+        return self.work
 
     def answerer(self, *, k: int = 8) -> Answerer:
         """An answerer for one request over the shared retriever.
@@ -132,6 +145,12 @@ def open_state(settings: Settings, options: ServerOptions, metrics: Metrics) -> 
         resumed = state.ingestor().resume()
         if resumed:
             log.info("finished %d document versions an earlier run left unfinished", resumed)
+        state.work = open_workbench(
+            janus,
+            state.guard.lock,
+            agents_dirs=tuple(options.agents_dirs),
+            workflows_dirs=tuple(options.workflows_dirs),
+        )
     except BaseException:
         janus.close()
         raise
@@ -143,7 +162,7 @@ def _event_log_length(janus: Janus) -> float:
     return 0.0 if head is None else float(head.seq)
 
 
-def api_state(request: Request) -> ApiState:
+def api_state(request: HTTPConnection) -> ApiState:
     state = request.app.state.janus_api
     assert isinstance(state, ApiState)
     return state

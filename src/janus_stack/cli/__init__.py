@@ -16,6 +16,7 @@ from janus_stack.cli import (
     db,
     docs,
     doctor,
+    eval_cmd,
     ingest,
     keys,
     models,
@@ -57,6 +58,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(workflows.app, name="workflows")
 app.add_typer(runs.app, name="runs")
 app.command("run")(runs.run)
+app.command("eval")(eval_cmd.eval_command)
 app.command("serve")(serve.serve)
 
 

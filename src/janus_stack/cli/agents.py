@@ -6,7 +6,6 @@ Directories searched, in order: ``JANUS_HOME/agents``, each directory in
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from janus_stack.agents import AgentRegistry, Toolbox
-from janus_stack.agents.registry import SUFFIXES
+from janus_stack.agents.registry import SUFFIXES, agent_directories
 from janus_stack.agents.sourcefile import Problem, read_file
 from janus_stack.agents.sourcefile import SpecError as _SpecError
 from janus_stack.cli._common import JsonFlag, print_json, state, stdout
@@ -26,14 +25,13 @@ AgentsDirOption = Annotated[
     typer.Option("--agents-dir", help="Another directory of agent manifests (repeatable)."),
 ]
 
-app = typer.Typer(help="Agent manifests: list, show, validate.", no_args_is_help=True)
+app = typer.Typer(
+    help="Agent manifests: list, show, validate; semantic-cache stats.", no_args_is_help=True
+)
 
 
 def agent_dirs(settings: Settings, extra: list[Path] | None) -> list[Path]:
-    dirs = [settings.home / "agents"]
-    dirs += [Path(p).expanduser() for p in os.environ.get("JANUS_AGENTS_PATH", "").split(":") if p]
-    dirs += [p.expanduser() for p in extra or []]
-    return dirs
+    return agent_directories(settings.home, extra or [])
 
 
 def workbench(settings: Settings, extra: list[Path] | None) -> tuple[AgentRegistry, Toolbox]:
@@ -154,3 +152,26 @@ def validate(
         stdout().print(f"[green]ok[/]: {checked} manifest(s) valid")
     if problems:
         raise typer.Exit(1)
+
+
+@app.command("cache-stats")
+def cache_stats(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Semantic-cache hits and misses of agent steps, per tenant and agent."""
+    with state(ctx).janus() as janus:
+        from janus_stack.workflows.cache import SemanticCache  # noqa: PLC0415
+        from janus_stack.workflows.store import RunStore  # noqa: PLC0415
+
+        rows = SemanticCache(RunStore(janus.ledger), lambda: janus.embedder).stats(tenant)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="semantic cache")
+    for column in ("tenant", "agent", "hits", "misses", "hit_rate"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("tenant", "agent", "hits", "misses", "hit_rate")))
+    stdout().print(table)

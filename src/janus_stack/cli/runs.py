@@ -214,7 +214,7 @@ def show(ctx: typer.Context, run_id: RunArg, as_json: JsonFlag = False) -> None:
             s["key"],
             s["kind"],
             s["agent"] or "",
-            s["status"],
+            s["status"] + (f" (cache {s['cache']})" if s.get("cache") else ""),
             str(s["prompt_tokens"] + s["completion_tokens"]),
             f"{s['cost']:.6f}",
             f"{s['latency_s']:.3f}s",

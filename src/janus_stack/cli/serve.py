@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from janus_stack.cli._common import state, stderr
+from janus_stack.cli.agents import AgentsDirOption
 from janus_stack.config import Settings
 from janus_stack.errors import ConfigError
 from janus_stack.slots import graph, vectors
@@ -58,8 +60,17 @@ def serve(
         bool, typer.Option("--warm/--no-warm", help="Load the models before serving.")
     ] = True,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = False,
+    agents_dir: AgentsDirOption = None,
+    workflows_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--workflows-dir",
+            help="Where POST /v1/runs finds workflows by name, besides JANUS_HOME/workflows "
+            "(repeatable).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API: /v1/documents, /v1/search, /v1/ask, /v1/events, /metrics, /docs."""
+    """Serve the HTTP API: documents, search, ask, events, agents, runs, /metrics, /docs."""
     import uvicorn  # noqa: PLC0415 - only this command needs the server stack
 
     from janus_stack.api.app import OPTIONS_ENV, create_app  # noqa: PLC0415
@@ -75,6 +86,8 @@ def serve(
         tenant_burst=tenant_burst,
         threads=threads,
         warm=warm,
+        agents_dirs=tuple(str(p.expanduser().resolve()) for p in agents_dir or []),
+        workflows_dirs=tuple(str(p.expanduser().resolve()) for p in workflows_dir or []),
     )
     log_level = settings.log_level
     if workers > 1:

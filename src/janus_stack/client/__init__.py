@@ -8,6 +8,9 @@
             print(hit["document"]["title"], hit["snippet"])
         for event in janus.ask_stream("who approved the budget?"):
             ...
+        run = janus.start_run("research", inputs={"question": "Who commanded Apollo 8?"})
+        for event in janus.stream_run(run["id"]):     # or janus.run_socket(run["id"])
+            ...
 
 Errors are :class:`JanusAPIError` subclasses carrying the server's problem
 body (see ``_errors``). Both clients build every call in ``_core``.
@@ -25,12 +28,14 @@ from janus_stack.client._errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from janus_stack.client._sse import AskEvent
+from janus_stack.client._sse import AskEvent, RunEvent
 from janus_stack.client._sync import JanusClient
+from janus_stack.client._ws import AsyncRunSocket, RunSocket
 
 __all__ = [
     "AskEvent",
     "AsyncJanusClient",
+    "AsyncRunSocket",
     "BadRequestError",
     "ForbiddenError",
     "JanusAPIError",
@@ -38,6 +43,8 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
+    "RunEvent",
+    "RunSocket",
     "StreamError",
     "UnauthorizedError",
     "UnavailableError",

@@ -11,7 +11,8 @@ import httpx
 
 from janus_stack.client import _core as core
 from janus_stack.client._errors import StreamError
-from janus_stack.client._sse import AskEvent, SSEDecoder
+from janus_stack.client._sse import AskEvent, RunEvent, SSEDecoder
+from janus_stack.client._ws import AsyncRunSocket
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -232,3 +233,114 @@ class AsyncJanusClient:
                 if event.kind == "error":
                     raise StreamError(int(event.data["error"]["status"]), event.data)
                 yield event
+
+    # -- agents and runs ------------------------------------------------------------
+
+    async def list_agents(self) -> dict[str, Any]:
+        """Every agent manifest (``agents``), invalid files (``invalid``) and ``tools``."""
+        return _object(await self._send(core.list_agents()))
+
+    async def get_agent(self, name: str) -> dict[str, Any]:
+        """One agent's whole manifest."""
+        return _object(await self._send(core.get_agent(name)))
+
+    async def validate_agent(self, source: core.SourceInput) -> dict[str, Any]:
+        """``{"ok", "problems", "agent"}`` for a manifest (YAML/JSON text, Path or mapping)."""
+        return _object(await self._send(core.validate_agent(source)))
+
+    async def validate_workflow(self, source: core.SourceInput) -> dict[str, Any]:
+        """``{"ok", "problems", "workflow"}`` for a workflow (YAML/JSON text, Path or mapping)."""
+        return _object(await self._send(core.validate_workflow(source)))
+
+    async def start_run(
+        self,
+        workflow: str | None = None,
+        *,
+        spec: core.SourceInput | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a run of a server-side workflow by name, or of a posted ``spec``."""
+        return _object(
+            await self._send(core.start_run(workflow, spec=spec, inputs=inputs, tenant=tenant))
+        )
+
+    async def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
+        """``{"runs": [...], "next_offset": n | None}``, newest first."""
+        call = core.list_runs(
+            status=status, workflow=workflow, limit=limit, offset=offset, tenant=tenant
+        )
+        return _object(await self._send(call))
+
+    async def get_run(self, run_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """A run with its status, usage, steps, tool calls and feedback."""
+        return _object(await self._send(core.get_run(run_id, tenant=tenant)))
+
+    async def pause_run(self, run_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Pause at the next step boundary (a queued run pauses at once)."""
+        return _object(await self._send(core.steer_run(run_id, "pause", tenant=tenant)))
+
+    async def resume_run(self, run_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Continue a paused, failed or interrupted run."""
+        return _object(await self._send(core.steer_run(run_id, "resume", tenant=tenant)))
+
+    async def cancel_run(self, run_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Cancel at the next step boundary."""
+        return _object(await self._send(core.steer_run(run_id, "cancel", tenant=tenant)))
+
+    async def run_feedback(
+        self, run_id: str, text: str, *, resume: bool = False, tenant: str | None = None
+    ) -> dict[str, Any]:
+        """Answer the human step a paused run waits for; ``resume=True`` continues it."""
+        return _object(
+            await self._send(core.run_feedback(run_id, text, resume=resume, tenant=tenant))
+        )
+
+    async def stream_run(
+        self,
+        run_id: str,
+        *,
+        after_event: int = 0,
+        after_token: int = 0,
+        tenant: str | None = None,
+    ) -> AsyncIterator[RunEvent]:
+        """A run's updates as server-sent events until it stops (see JanusClient.stream_run)."""
+        call = core.stream_run(
+            run_id, after_event=after_event, after_token=after_token, tenant=tenant
+        )
+        async with self._http.stream(
+            call.method, call.path, **core.request_kwargs(call)
+        ) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                core.read(response, call)
+            decoder = SSEDecoder()
+            async for line in response.aiter_lines():
+                event = decoder.feed(line)
+                if event is not None:
+                    yield RunEvent(event.kind, event.data)
+                    if event.kind == "end":
+                        return
+
+    def run_socket(
+        self,
+        run_id: str,
+        *,
+        after_event: int = 0,
+        after_token: int = 0,
+        tenant: str | None = None,
+    ) -> AsyncRunSocket:
+        """Follow a run over its WebSocket: ``async with client.run_socket(id) as socket``."""
+        url = core.socket_url(
+            str(self._http.base_url), run_id, after_event=after_event, after_token=after_token,
+            tenant=tenant,
+        )  # fmt: skip
+        return AsyncRunSocket(url, self._http.headers)

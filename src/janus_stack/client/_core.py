@@ -29,6 +29,7 @@ class Call:
     files: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
     raw: bool = False  # return bytes, not JSON
+    content: bytes | None = None  # a raw request body (a posted YAML/JSON document)
 
 
 def _params(**values: Any) -> list[tuple[str, str]]:
@@ -203,6 +204,110 @@ def verify_events() -> Call:
     return Call("POST", "/v1/events/verify")
 
 
+SourceInput = str | Path | Mapping[str, Any]
+
+
+def _source(source: SourceInput) -> bytes:
+    """A manifest or workflow as the body: YAML/JSON text, a file path, or a mapping."""
+    if isinstance(source, Path):
+        return source.read_bytes()
+    if isinstance(source, str):
+        return source.encode()
+    return json.dumps(dict(source)).encode()
+
+
+def list_agents() -> Call:
+    return Call("GET", "/v1/agents")
+
+
+def get_agent(name: str) -> Call:
+    return Call("GET", f"/v1/agents/{_segment(name)}")
+
+
+def validate_agent(source: SourceInput) -> Call:
+    return Call("POST", "/v1/agents/validate", content=_source(source))
+
+
+def validate_workflow(source: SourceInput) -> Call:
+    return Call("POST", "/v1/workflows/validate", content=_source(source))
+
+
+def start_run(
+    workflow: str | None = None,
+    *,
+    spec: SourceInput | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    tenant: str | None = None,
+) -> Call:
+    body: dict[str, Any] = {"inputs": dict(inputs or {})}
+    if workflow is not None:
+        body["workflow"] = workflow
+    if spec is not None:
+        body["spec"] = spec.read_text() if isinstance(spec, Path) else (
+            spec if isinstance(spec, str) else dict(spec)
+        )  # fmt: skip
+    return Call("POST", "/v1/runs", params=_params(tenant=tenant), json=body)
+
+
+def list_runs(
+    *,
+    status: str | None = None,
+    workflow: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    tenant: str | None = None,
+) -> Call:
+    params = _params(status=status, workflow=workflow, limit=limit, offset=offset, tenant=tenant)
+    return Call("GET", "/v1/runs", params=params)
+
+
+def get_run(run_id: str, *, tenant: str | None = None) -> Call:
+    return Call("GET", f"/v1/runs/{_segment(run_id)}", params=_params(tenant=tenant))
+
+
+def steer_run(run_id: str, action: str, *, tenant: str | None = None) -> Call:
+    path = f"/v1/runs/{_segment(run_id)}/{action}"
+    return Call("POST", path, params=_params(tenant=tenant))
+
+
+def run_feedback(
+    run_id: str, text: str, *, resume: bool = False, tenant: str | None = None
+) -> Call:
+    path = f"/v1/runs/{_segment(run_id)}/feedback"
+    body = {"text": text, "resume": resume}
+    return Call("POST", path, params=_params(tenant=tenant), json=body)
+
+
+def stream_run(
+    run_id: str, *, after_event: int = 0, after_token: int = 0, tenant: str | None = None
+) -> Call:
+    params = _params(after_event=after_event or None, after_token=after_token or None,
+                     tenant=tenant)  # fmt: skip
+    return Call("GET", f"/v1/runs/{_segment(run_id)}/stream", params=params)
+
+
+def socket_url(
+    base_url: str,
+    run_id: str,
+    *,
+    after_event: int = 0,
+    after_token: int = 0,
+    tenant: str | None = None,
+) -> str:
+    """The ``ws://`` (or ``wss://``) URL of ``/v1/runs/{id}/ws``."""
+    from urllib.parse import urlencode  # noqa: PLC0415
+
+    base = base_url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base.removeprefix("https://")
+    elif base.startswith("http://"):
+        base = "ws://" + base.removeprefix("http://")
+    params = _params(after_event=after_event or None, after_token=after_token or None,
+                     tenant=tenant)  # fmt: skip
+    query = f"?{urlencode(params)}" if params else ""
+    return f"{base}/v1/runs/{_segment(run_id)}/ws{query}"
+
+
 def _segment(value: str) -> str:
     from urllib.parse import quote  # noqa: PLC0415
 
@@ -225,6 +330,9 @@ def request_kwargs(call: Call) -> dict[str, Any]:
     if call.files is not None:
         kwargs["files"] = call.files
         kwargs["data"] = call.data
+    if call.content is not None:
+        kwargs["content"] = call.content
+        kwargs["headers"] = {"Content-Type": "application/yaml"}
     return kwargs
 
 

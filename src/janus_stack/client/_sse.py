@@ -19,6 +19,20 @@ class AskEvent:
     data: Any
 
 
+@dataclass(frozen=True)
+class RunEvent:
+    """One update of a followed run (SSE or WebSocket).
+
+    ``kind`` is ``event`` (an audit event of the run), ``token`` (``data["text"]``,
+    ``data["step"]``), ``run`` (the run's record, on each status change),
+    ``end`` (the run with its steps; the last one) or ``feedback`` (the
+    server's acknowledgement of feedback sent over the WebSocket).
+    """
+
+    kind: str
+    data: Any
+
+
 class SSEDecoder:
     """Feed lines (without their line ending); get an event at each blank line."""
 

@@ -133,7 +133,9 @@ class Ingestor:
         ids.check_tenant(tenant)
         self.documents.ensure_tenant(tenant)
         report = IngestReport()
-        ready: queue.Queue[object] = queue.Queue(maxsize=64)
+        # Room for two projection batches of one-chunk documents: the reader stays a whole
+        # batch ahead of the embedder instead of stalling it after every batch.
+        ready: queue.Queue[object] = queue.Queue(maxsize=max(64, 2 * self.options.batch_chunks))
         producer = threading.Thread(
             target=self._produce,
             args=(files, tenant, dict(tags or {}), report, ready),
@@ -163,6 +165,7 @@ class Ingestor:
             self._project(tenant, pending)
         if failure is not None:
             raise failure
+        self.janus.ledger.refresh_statistics()
         return report
 
     def resume(self, tenant: str | None = None) -> int:

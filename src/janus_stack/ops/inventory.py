@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from janus_stack.context import Janus
 from janus_stack.errors import NotFoundError
+from janus_stack.ingest.documents import STAGES
 from janus_stack.ledger.models import (
     Chunk,
     Document,
@@ -18,6 +19,9 @@ from janus_stack.ledger.models import (
     Relation,
 )
 from janus_stack.slots.vectors import VectorFilter
+
+# Stages in pipeline order, as people read them.
+_STAGE_ORDER = {stage: i for i, stage in enumerate(STAGES)}
 
 
 def list_documents(
@@ -71,8 +75,11 @@ def show_document(janus: Janus, tenant: str, document_id: str) -> dict[str, Any]
         stages = {
             v.id: [
                 {"stage": s.stage, "status": s.status, "attempts": s.attempts, "error": s.error}
-                for s in session.scalars(
-                    select(IngestionStage).where(IngestionStage.version_id == v.id)
+                for s in sorted(
+                    session.scalars(
+                        select(IngestionStage).where(IngestionStage.version_id == v.id)
+                    ),
+                    key=lambda s: (_STAGE_ORDER.get(s.stage, len(_STAGE_ORDER)), s.stage),
                 )
             ]
             for v in versions

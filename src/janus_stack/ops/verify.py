@@ -16,6 +16,9 @@ The graph slot offers no way to enumerate its items, so graph entities are
 checked per ID from the ledger side, relations per ID (with their
 supporting chunks) through ``relations_between``, and mentions only by count;
 an extra graph item that no ledger row names is reported as a count.
+The agent collaboration graph that finished runs add (agent and run
+entities, their relations; ``workflows.collaboration``) is recorded in the
+ledger's ``agent_graph`` table and counted with the rest.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from janus_stack.ledger.models import (
 )
 from janus_stack.retrieve import fulltext
 from janus_stack.slots.vectors import VectorFilter
+from janus_stack.workflows import collaboration
 
 BATCH = 1000
 GRAPH_BATCH = 400  # entities or relations per graph read
@@ -470,9 +474,11 @@ def _check_graph(janus: Janus, report: TenantReport) -> None:
     tenant, check, targets = report.tenant, report.graph, report.targets
     live, upper = _graph_scopes(tenant, ("done",)), _graph_scopes(tenant, KNOWN)
     stored = janus.graph.counts(tenant)
+    runs = collaboration.ledger_counts(janus.ledger, tenant)  # agent and run nodes, their edges
     for name, query in live.items():
+        extra = runs.get(name, 0)
         check.counts[name] = CountCheck(
-            _count(janus, query), _count(janus, upper[name]), getattr(stored, name)
+            _count(janus, query) + extra, _count(janus, upper[name]) + extra, getattr(stored, name)
         )
     for rows in keyset(janus, live["entities"], Entity.id, GRAPH_BATCH):
         wanted = [row[0] for row in rows]

@@ -13,8 +13,8 @@ so "Frank Borman" counts for more than "United States"):
   metadata filters applied): the entity's weight, plus a little per
   repeated mention.
 * **neighbour** — the chunk supports a relation within ``hops`` of an
-  entity of the query (``GraphStore.neighbourhood``):
-  ``NEIGHBOUR_WEIGHT * weight * 0.5 ** (hop - 1)``.
+  entity of the query (``GraphStore.neighbourhood``; the ``NEIGHBOUR_RELATIONS``
+  nearest and best supported): ``NEIGHBOUR_WEIGHT * weight * 0.5 ** (hop - 1)``.
 
 Each hit keeps its strongest walks (entity → relation → entity, with the
 chunks supporting every relation) as the explanation of its rank.
@@ -46,6 +46,7 @@ PATHS_PER_PAIR = 3
 MAX_PAIRS = 10
 MENTION_LIMIT = 200
 NEIGHBOURHOOD_LIMIT = 200
+NEIGHBOUR_RELATIONS = 300
 CHUNKS_PER_RELATION = 50
 PATHS_PER_HIT = 3
 _KIND_ORDER = {"between": 0, "neighbour": 1, "mention": 2}
@@ -148,14 +149,18 @@ class GraphSearch:
         )
         distance, parent, origin = _bfs(sub, [s.id for s in seeds])
         entities = {entity.id: entity for entity in sub.entities}
+        reachable: list[tuple[int, str, str, Relation]] = []
         for relation in sub.relations:
             ends = (relation.source_id, relation.target_id)
             if any(end not in distance for end in ends):
                 continue
             near, far = sorted(ends, key=lambda end: (distance[end], end))
-            hop = distance[near] + 1
-            if hop > hops:
-                continue
+            if distance[near] + 1 <= hops:
+                reachable.append((distance[near] + 1, near, far, relation))
+        # Around a hub the neighbourhood holds thousands of relations whose far,
+        # thinly supported ones barely move a chunk's score but cost a walk each.
+        reachable.sort(key=lambda item: (item[0], -len(item[3].chunk_ids), item[3].id))
+        for hop, near, far, relation in reachable[:NEIGHBOUR_RELATIONS]:
             chain = _chain(near, parent)
             walk = GraphPath(
                 kind="neighbour",

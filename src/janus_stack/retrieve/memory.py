@@ -6,6 +6,9 @@ the graph with the chunks supporting each relation. Beside that, a hybrid
 search for the topic gives the most relevant chunks, and the documents are
 those that either mention the entity or hold one of those chunks. This is
 the view the API serves at ``/v1/memory?topic=...``.
+
+A topic that links to no entity but is the name of an agent that took part
+in runs shows that agent's node of the collaboration graph instead.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from janus_stack.context import Janus
+from janus_stack.ids import entity_id
 from janus_stack.ledger.models import Document, DocumentVersion, Mention
 from janus_stack.retrieve.chunks import check_known_tenant
 from janus_stack.retrieve.search import Retriever
 from janus_stack.retrieve.types import Hit, check_query
 
 MAX_NEIGHBOURS = 25
+AGENT = "AGENT"  # the entity type of agents in the collaboration graph (workflows.collaboration)
 MAX_DOCUMENTS = 20
 
 
@@ -99,9 +104,25 @@ def recall(
             for e in others
         ]
         view.neighbours = _neighbours(janus, name, best.id)
+    else:
+        _agent_view(janus, name, view)
     view.chunks = retriever.search(text, mode="hybrid", k=k, tenant=name, filters=filters)
     view.documents = _documents(janus, name, view)
     return view
+
+
+def _agent_view(janus: Janus, tenant: str, view: TopicMemory) -> None:
+    """A topic naming an agent shows its node of the collaboration graph: runs, partners."""
+    agent_id = entity_id(tenant, view.topic, AGENT)
+    for agent in janus.graph.get_entities(tenant, [agent_id]):
+        view.entity = {
+            "id": agent.id,
+            "name": agent.name,
+            "type": agent.type,
+            "mentions": 0,
+            "match_score": 1.0,
+        }
+        view.neighbours = _neighbours(janus, tenant, agent.id)
 
 
 def _neighbours(janus: Janus, tenant: str, entity_id: str) -> list[Neighbour]:

@@ -16,12 +16,18 @@ each step (``max_steps``, ``max_wall_seconds``) and on every charge
 (``max_tokens``, ``max_cost``). Between steps the engine reads the run's
 ``control`` column, so ``janus runs pause|cancel`` from another process
 take effect at the next step boundary.
+
+An agent with a ``cache`` policy first asks the semantic cache
+(``workflows.cache``); a hit is recorded as a done step with zero usage
+and ``cache = 'hit'``. A run that ends ``done`` is projected into the
+graph as agent collaboration (``workflows.collaboration``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +44,8 @@ from janus_stack.context import Janus
 from janus_stack.errors import InvalidInputError
 from janus_stack.slots import llm
 from janus_stack.workflows import expressions
+from janus_stack.workflows.cache import HIT, MISS, Decision, SemanticCache
+from janus_stack.workflows.collaboration import Collaboration
 from janus_stack.workflows.hooks import Hooks
 from janus_stack.workflows.spec import (
     END,
@@ -68,6 +76,8 @@ from janus_stack.workflows.store import (
 LEASE_SECONDS = 60.0
 TOKEN_FLUSH_SECONDS = 0.2
 MAX_AGENT_DEPTH = 3
+
+log = logging.getLogger(__name__)
 
 
 class Paused(Exception):  # noqa: N818 - control flow, not an error
@@ -125,6 +135,7 @@ class _Execution:
         )
         self.tool_lock = threading.Lock()
         self.cache: dict[str, Any] = {}
+        self.cached: dict[str, tuple[AgentManifest, Decision]] = {}
 
     def event(self, type_: str, **payload: Any) -> None:
         self.janus.events.append(
@@ -198,6 +209,7 @@ class _Execution:
         self, key: str, status: str, output: Any, error: str | None, usage: Usage, started: float
     ) -> None:
         latency = time.perf_counter() - started
+        consulted = self.cached.pop(key, None)
         self.store.finish_step(
             self.run.id,
             key,
@@ -207,7 +219,10 @@ class _Execution:
             usage=usage,
             latency=latency,
             elapsed=self.meter.elapsed,
+            cache=None if consulted is None else HIT if consulted[1].hit else MISS,
         )
+        if consulted is not None and status == DONE and not consulted[1].hit:
+            self.remember(key, *consulted, output)
         kind = {DONE: "done", FAILED: "failed", BUDGET_EXCEEDED: "budget_exceeded"}[status]
         self.event(
             f"workflow.step.{kind}",
@@ -249,6 +264,21 @@ class _Execution:
     ) -> tuple[Any, Usage]:
         if isinstance(step, AgentStep):
             manifest = self.engine.registry.get(step.agent)
+            if manifest.cache is not None:
+                decision = self.engine.cache.decide(
+                    self.run.id, self.run.tenant, key, manifest, inputs["input"]
+                )
+                self.cached[key] = (manifest, decision)
+                if decision.hit and decision.output is not None:
+                    self.event(
+                        "workflow.step.cached",
+                        step=key,
+                        agent=manifest.name,
+                        entry=decision.entry,
+                        similarity=decision.similarity,
+                    )
+                    self.store.add_tokens(self.run.id, key, [str(decision.output.get("text", ""))])
+                    return decision.output, Usage()
             return self.agent(manifest, inputs["input"], key, self.meter, [0], depth=0)
         agent = None
         if isinstance(step, ToolStep | RetrieveStep) and step.agent:
@@ -266,6 +296,25 @@ class _Execution:
                     return {"goto": case.goto, "when": case.when}, Usage()
             return {"goto": step.otherwise, "when": None}, Usage()
         raise InvalidInputError(f"step kind {step.kind!r} cannot execute")
+
+    def remember(
+        self, key: str, agent: AgentManifest, decision: Decision, output: dict[str, Any]
+    ) -> None:
+        """Store a successful step's result in the semantic cache; a failure only warns."""
+        try:
+            cache = self.engine.cache
+            vector = decision.vector or cache.embed(decision.prompt)
+            cache.put(
+                self.run.tenant,
+                agent,
+                decision.prompt,
+                vector,
+                output,
+                run_id=self.run.id,
+                step_key=key,
+            )
+        except Exception:  # the step is done; a lost cache entry costs a future miss
+            log.warning("semantic cache: could not store step %s", key, exc_info=True)
 
     # -- agents and tools ------------------------------------------------------------
 
@@ -469,6 +518,8 @@ class Engine:
         self.hooks = hooks or Hooks()
         self.lease = lease
         self.owner = owner_id()
+        self.cache = SemanticCache(self.store, lambda: janus.embedder)
+        self.collaboration = Collaboration(janus, self.store)
         self._models: dict[str, llm.LanguageModel | None] = {}
         self._models_lock = threading.Lock()
         self.runner = AgentRunner(toolbox, prices or PriceTable(), self.model)
@@ -533,7 +584,20 @@ class Engine:
             values["control"] = None
         self.store.update_run(run.id, status=status, **values)
         execution.event(f"workflow.run.{status}", **payload)
+        if status == DONE:
+            self._project(execution, run.id)
         return status
+
+    def _project(self, execution: _Execution, run_id: str) -> None:
+        """Record who worked together in the graph; a failure is logged, not fatal."""
+        try:
+            written = self.collaboration.project(self.store.run(run_id))
+        except Exception as exc:
+            log.warning("collaboration graph of run %s failed", run_id, exc_info=True)
+            execution.event("workflow.collaboration.failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if written["agents"]:
+            execution.event("workflow.collaboration.recorded", **written)
 
     def _outcome(
         self, execution: _Execution, spec: WorkflowSpec, scope: _Scope

@@ -1,4 +1,4 @@
-"""Ledger tables of durable runs (revision 0004).
+"""Ledger tables of durable runs (revisions 0004 and 0005).
 
 ``workflow_runs`` holds one row per run (its spec snapshot, inputs, status,
 totals and the lease of the process executing it); ``run_steps`` one row
@@ -6,6 +6,12 @@ per step execution, keyed by the step's path (``improve/2/critique``);
 ``tool_calls`` is the journal whose row is written *before* a tool runs and
 whose recorded result a resumed run reuses; ``run_tokens`` the streamed
 text; ``run_feedback`` what humans said.
+
+Revision 0005 adds the collaboration memory: ``agent_cache`` holds the
+results of successful agent steps with their prompt's embedding (the
+semantic cache), ``run_steps.cache`` says whether a step was a cache
+``hit`` or ``miss``, and ``agent_graph`` records every agent/run entity and
+relation a run projected into the graph, so ``janus verify`` can count them.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ class RunStep(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     latency_s: Mapped[float] = mapped_column(Float, default=0.0)
+    cache: Mapped[str | None] = mapped_column(String(8))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -114,3 +121,35 @@ class RunFeedback(Base):
     actor: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgentCacheEntry(Base):
+    """One successful agent step, reusable by a later step with a close enough prompt."""
+
+    __tablename__ = "agent_cache"
+    __table_args__ = (Index("ix_agent_cache_lookup", "tenant_id", "agent", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    prompt: Mapped[str] = mapped_column(Text)
+    embedding: Mapped[list[float]] = mapped_column(JSON)
+    output: Mapped[dict[str, Any]] = mapped_column(JSON)
+    run_id: Mapped[str] = mapped_column(String(36))
+    step_key: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgentGraphItem(Base):
+    """An entity or relation a run wrote to the graph (the ledger side of that projection)."""
+
+    __tablename__ = "agent_graph"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str | None] = mapped_column(String(64))
+    target_id: Mapped[str | None] = mapped_column(String(64))

@@ -11,7 +11,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -153,6 +153,7 @@ class StepRecord:
     completion_tokens: int
     cost: float
     latency_s: float
+    cache: str | None = None
 
     @classmethod
     def of(cls, row: Any) -> StepRecord:
@@ -172,6 +173,7 @@ class StepRecord:
             completion_tokens=m["completion_tokens"],
             cost=m["cost"],
             latency_s=m["latency_s"],
+            cache=m["cache"],
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -188,6 +190,7 @@ class StepRecord:
             "completion_tokens": self.completion_tokens,
             "cost": self.cost,
             "latency_s": round(self.latency_s, 4),
+            "cache": self.cache,
         }
 
 
@@ -208,6 +211,10 @@ class RunStore:
         gate = self._write_lock if self._write_lock is not None else nullcontext()
         with gate, self.ledger.engine.begin() as connection:
             yield connection
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction, serialised with this store's own writes on SQLite."""
+        return self._write()
 
     def _one(self, statement: Any) -> Any:
         with self.ledger.engine.connect() as connection:
@@ -390,8 +397,13 @@ class RunStore:
         usage: Usage,
         latency: float,
         elapsed: float,
+        cache: str | None = None,
     ) -> None:
-        """Record the step's outcome and add its usage to the run, in one transaction."""
+        """Record the step's outcome and add its usage to the run, in one transaction.
+
+        ``cache`` is ``hit`` or ``miss`` for an agent step that consulted the
+        semantic cache, else None.
+        """
         moment = now()
         with self._write() as c:
             c.execute(
@@ -405,6 +417,7 @@ class RunStore:
                     completion_tokens=usage.completion_tokens,
                     cost=usage.cost,
                     latency_s=latency,
+                    cache=cache,
                     finished_at=moment,
                 )
             )
@@ -488,6 +501,17 @@ class RunStore:
             }
             for r in rows
         ]
+
+    def called_agents(self, run_id: str) -> set[str]:
+        """The agents reached through ``agents.call`` in a run."""
+        with self.ledger.engine.connect() as connection:
+            rows = connection.execute(
+                select(CALLS.c.arguments).where(
+                    CALLS.c.run_id == run_id, CALLS.c.tool == "agents.call"
+                )
+            ).all()
+        names = (r[0].get("agent") if isinstance(r[0], dict) else None for r in rows)
+        return {name for name in names if isinstance(name, str) and name}
 
     # -- tokens and feedback ----------------------------------------------------------
 

@@ -32,9 +32,9 @@ from janus_stack.errors import (
     JanusError,
     PayloadTooLargeError,
     RateLimitedError,
-    SlotURLError,
 )
 from janus_stack.slots.base import Slot, load_backend
+from janus_stack.slots.params import int_param
 from janus_stack.urls import SlotURL
 
 __all__ = [
@@ -113,7 +113,7 @@ class Cache(Slot):
     def __init__(self, url: SlotURL, *, max_value_bytes: int | None = None) -> None:
         super().__init__(url)
         if max_value_bytes is None:
-            max_value_bytes = int_option(url, "max_value_bytes", DEFAULT_MAX_VALUE_BYTES)
+            max_value_bytes = int_param(url, "max_value_bytes", DEFAULT_MAX_VALUE_BYTES)
         self.max_value_bytes = max_value_bytes
 
     # -- key/value ---------------------------------------------------------
@@ -330,22 +330,6 @@ class Cache(Slot):
 def open(url: SlotURL, **options: Any) -> Cache:
     """Construct (not connect) the cache backend for ``url``; call ``open()`` on it."""
     return load_backend(url, BACKENDS, Cache, **options)
-
-
-def int_option(url: SlotURL, name: str, default: int, minimum: int = 1) -> int:
-    """An integer ``?name=`` query option of ``url``, checked here so typos fail at start-up."""
-    text = url.query.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise SlotURLError(
-            f"cache slot: ?{name}={text!r} in {url.redacted!r} must be an integer >= {minimum}"
-        )
-    return value
 
 
 def _check_key(key: object, *, what: str = "key") -> str:

@@ -20,8 +20,8 @@ import time
 from collections import OrderedDict
 from typing import ClassVar
 
-from janus_stack.errors import SlotURLError
-from janus_stack.slots.cache import Cache, Lease, RateDecision, int_option
+from janus_stack.slots.cache import Cache, Lease, RateDecision
+from janus_stack.slots.params import check_params, int_param
 from janus_stack.urls import SlotURL
 
 DEFAULT_MAX_ENTRIES = 100_000
@@ -48,15 +48,10 @@ class MemoryCache(Cache):
         max_entries: int | None = None,
         max_value_bytes: int | None = None,
     ) -> None:
-        unknown = sorted(set(url.query) - _OPTIONS)
-        if unknown:
-            raise SlotURLError(
-                f"cache slot: unknown option(s) {', '.join(unknown)} in {url.redacted!r}",
-                hint=self.hint,
-            )
+        check_params(url, _OPTIONS, hint=self.hint)
         super().__init__(url, max_value_bytes=max_value_bytes)
         if max_entries is None:
-            max_entries = int_option(url, "max_entries", DEFAULT_MAX_ENTRIES)
+            max_entries = int_param(url, "max_entries", DEFAULT_MAX_ENTRIES)
         self.max_entries = max_entries
         self._lock = threading.Lock()
         # key -> (value, monotonic deadline or None)

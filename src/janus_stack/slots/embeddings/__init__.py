@@ -28,8 +28,9 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from janus_stack.errors import IntegrityError, InvalidInputError, SlotURLError
+from janus_stack.errors import IntegrityError, InvalidInputError
 from janus_stack.slots.base import Slot, load_backend
+from janus_stack.slots.params import int_param
 from janus_stack.urls import SlotURL
 
 __all__ = [
@@ -212,45 +213,3 @@ def normalise(vectors: NDArray[np.floating]) -> NDArray[np.float32]:
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     unit: NDArray[np.float32] = rows / np.maximum(norms, np.float32(1e-12))
     return unit
-
-
-def int_param(url: SlotURL, name: str, default: int, minimum: int = 1) -> int:
-    """An integer ``?name=`` of the slot URL, checked at construction so typos fail early."""
-    text = url.query.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise SlotURLError(
-            f"embeddings slot: ?{name}={text!r} in {url.redacted!r} must be an integer >= {minimum}"
-        )
-    return value
-
-
-def float_param(url: SlotURL, name: str, default: float) -> float:
-    """A positive float ``?name=`` of the slot URL."""
-    text = url.query.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise SlotURLError(
-            f"embeddings slot: ?{name}={text!r} in {url.redacted!r} must be a positive number"
-        )
-    return value
-
-
-def check_params(url: SlotURL, known: set[str]) -> None:
-    """Refuse query parameters a backend does not know, so a typo is not silently ignored."""
-    unknown = sorted(set(url.query) - known)
-    if unknown:
-        raise SlotURLError(
-            f"embeddings slot: unknown option(s) {', '.join('?' + k for k in unknown)} in "
-            f"{url.redacted!r}; accepted: {', '.join(sorted(known))}"
-        )

@@ -51,7 +51,8 @@ from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
 from janus_stack.errors import SlotUnavailableError, SlotURLError
-from janus_stack.slots.embeddings import Embedder, check_params, int_param
+from janus_stack.slots.embeddings import Embedder
+from janus_stack.slots.params import check_params, int_param
 from janus_stack.urls import SlotURL
 
 MODEL = "all-MiniLM-L6-v2"

@@ -25,10 +25,8 @@ model name or key, or a ``?dim=`` the server contradicts fail at start-up.
 from __future__ import annotations
 
 import base64
-import random
 import time
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
@@ -37,18 +35,22 @@ from numpy.typing import NDArray
 from janus_stack.errors import (
     ClosedError,
     ConfigError,
-    InvalidInputError,
-    PayloadTooLargeError,
-    RateLimitedError,
+    JanusError,
     SlotUnavailableError,
     SlotURLError,
 )
-from janus_stack.slots.embeddings import Embedder, check_params, float_param, int_param
+from janus_stack.slots.embeddings import Embedder
 from janus_stack.slots.embeddings.minilm import MAX_TOKENS, WordPieces, default_tokenizer
+from janus_stack.slots.openai_http import (
+    RETRYABLE,
+    backoff_delay,
+    base_url,
+    retry_after_seconds,
+    status_error,
+)
+from janus_stack.slots.params import check_params, float_param, int_param
 from janus_stack.urls import SlotURL
 
-_RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
-_MAX_DELAY = 30.0
 _PROBE_TEXT = "Janus checks the embedding server."
 
 
@@ -89,13 +91,7 @@ class OpenAIEmbedder(Embedder):
         self.backoff = float_param(url, "backoff", 0.5)
         self._api_key = query.get("api_key") or None
         self._tokenizer_path = query.get("tokenizer")
-        parts = urlsplit(url.resolved)
-        if parts.username or parts.password:
-            raise SlotURLError(
-                f"embeddings slot: put the key of {url.redacted!r} in ?api_key=, not in the host"
-            )
-        scheme = parts.scheme.removeprefix("openai+")
-        self.base_url = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/", "", ""))
+        self.base_url = base_url(url)
         self._client: httpx.Client | None = None
         self._tokens: WordPieces | None = None
 
@@ -178,49 +174,22 @@ class OpenAIEmbedder(Embedder):
             else:
                 if response.status_code == 200:
                     return self._parse(response, len(texts), where)
-                if response.status_code not in _RETRYABLE or last:
+                if response.status_code not in RETRYABLE or last:
                     raise self._http_error(response, where, attempt + 1)
-                retry_after = _retry_after(response)
-            time.sleep(self._delay(attempt, retry_after))
+                retry_after = retry_after_seconds(response)
+            time.sleep(backoff_delay(self.backoff, attempt + 1, retry_after))
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, _MAX_DELAY)
-        base: float = self.backoff * 2**attempt
-        return float(min(base * (0.75 + random.random() / 2), _MAX_DELAY))
-
-    def _http_error(self, response: httpx.Response, where: str, attempts: int) -> Exception:
-        status = response.status_code
-        detail = _server_message(response)
-        if status in (401, 403):
-            return ConfigError(
-                f"embeddings slot: {where} refused the API key ({status}): {detail}",
-                hint="set ?api_key=env:NAME (or file:/path) to a key the server accepts",
-            )
-        if status == 404:
-            return ConfigError(
-                f"embeddings slot: {where} answered 404: {detail}",
-                hint="the URL should end in /v1 and ?model= name a model the server serves",
-            )
-        if status == 429:
-            return RateLimitedError(
-                f"embeddings slot: {where} is rate limiting (429 after {attempts} attempts): "
-                f"{detail}",
-                retry_after=_retry_after(response) or self.backoff * 2**attempts,
-            )
-        if status == 413:
-            return PayloadTooLargeError(
-                f"embeddings slot: {where} refused a request as too large (413): {detail}",
-                hint="lower ?batch= (texts per request) or ?max_tokens=",
-            )
-        if 400 <= status < 500:
-            return InvalidInputError(
-                f"embeddings slot: {where} rejected the input ({status}): {detail}"
-            )
-        return SlotUnavailableError(
-            f"embeddings slot: {where} failed with {status} after {attempts} attempt(s): {detail}",
+    def _http_error(self, response: httpx.Response, where: str, attempts: int) -> JanusError:
+        return status_error(
+            response,
+            slot="embeddings",
+            where=where,
+            attempts=attempts,
+            backoff=self.backoff,
+            unavailable=SlotUnavailableError,
             hint=self.hint,
+            too_large_hint="lower ?batch= (texts per request) or ?max_tokens=",
         )
 
     def _parse(self, response: httpx.Response, expected: int, where: str) -> NDArray[np.float32]:
@@ -249,26 +218,3 @@ def _vector(value: object) -> NDArray[np.float32]:
     if not isinstance(value, list):
         raise TypeError(f"embedding is {type(value).__name__}")
     return np.asarray(value, dtype=np.float32)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    text = response.headers.get("retry-after")
-    if text is None:
-        return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        return None
-
-
-def _server_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason_phrase
-    if isinstance(body, dict):
-        error = body.get("error", body.get("detail", body))
-        if isinstance(error, dict):
-            error = error.get("message", error)
-        return str(error)[:300]
-    return str(body)[:300]

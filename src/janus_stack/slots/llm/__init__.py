@@ -64,10 +64,10 @@ from janus_stack.slots.llm.types import (
     check_stop,
     check_temperature,
     check_timeout,
-    display_url,
     estimate_prompt_tokens,
     parse_json_answer,
 )
+from janus_stack.slots.params import display_url, int_param
 from janus_stack.urls import SlotURL
 
 __all__ = [
@@ -106,6 +106,13 @@ RETRY_TEMPERATURE = 0.5
 PROBE_MESSAGES: tuple[Message, ...] = ({"role": "user", "content": "Reply with one word: ok"},)
 
 log = structlog.get_logger("janus.llm")
+
+
+def json_retries_option(url: SlotURL, json_retries: int | None) -> int:
+    """``json_retries`` when the caller gives it, else the URL's ``?json_retries=`` (default 2)."""
+    if json_retries is not None:
+        return json_retries
+    return int_param(url, "json_retries", DEFAULT_JSON_RETRIES, minimum=0)
 
 
 class LanguageModel(Slot):

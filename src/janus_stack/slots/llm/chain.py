@@ -41,8 +41,8 @@ from janus_stack.slots.llm.types import (
     Request,
     StreamInterruptedError,
     Usage,
-    display_url,
 )
+from janus_stack.slots.params import display_url
 from janus_stack.urls import MASK, SlotURL, redact
 
 log = structlog.get_logger("janus.llm")

@@ -31,15 +31,13 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from janus_stack.errors import InvalidInputError, SlotUnavailableError, SlotURLError
-from janus_stack.slots.llm import DEFAULT_JSON_RETRIES, LanguageModel
+from janus_stack.slots.llm import LanguageModel, json_retries_option
 from janus_stack.slots.llm.types import (
     LLMTimeoutError,
     Request,
     Usage,
-    check_params,
-    display_url,
-    int_param,
 )
+from janus_stack.slots.params import check_params, display_url, int_param
 from janus_stack.urls import SlotURL
 
 ENGINE_HINT = "pip install 'janus-stack[llm]'  (builds llama-cpp-python; ~10 min on 2 cores)"
@@ -77,9 +75,7 @@ class LlamaCppLanguageModel(LanguageModel):
 
     def __init__(self, url: SlotURL, *, json_retries: int | None = None) -> None:
         check_params(url, self._params)
-        if json_retries is None:
-            json_retries = int_param(url, "json_retries", DEFAULT_JSON_RETRIES, minimum=0)
-        super().__init__(url, json_retries=json_retries)
+        super().__init__(url, json_retries=json_retries_option(url, json_retries))
         parts = urlsplit(url.resolved)
         path = Path(unquote(parts.netloc + parts.path)).expanduser()
         if not path.is_absolute():

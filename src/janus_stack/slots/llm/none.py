@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from janus_stack.slots.llm import LanguageModel
-from janus_stack.slots.llm.types import LLMUnavailableError, Request, Usage, check_params
+from janus_stack.slots.llm.types import LLMUnavailableError, Request, Usage
+from janus_stack.slots.params import check_params
 from janus_stack.urls import SlotURL
 
 HINT = (

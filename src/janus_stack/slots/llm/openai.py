@@ -31,22 +31,14 @@ whole JSON completion instead of a stream is accepted too.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from janus_stack.errors import (
-    ConfigError,
-    InvalidInputError,
-    PayloadTooLargeError,
-    RateLimitedError,
-    SlotURLError,
-)
-from janus_stack.slots.llm import DEFAULT_JSON_RETRIES, LanguageModel
+from janus_stack.errors import ConfigError, JanusError
+from janus_stack.slots.llm import LanguageModel, json_retries_option
 from janus_stack.slots.llm._sse import DONE, Chunk, iter_events, parse_chunk, parse_whole
 from janus_stack.slots.llm.types import (
     LLMProtocolError,
@@ -55,16 +47,18 @@ from janus_stack.slots.llm.types import (
     Request,
     StreamInterruptedError,
     Usage,
-    check_params,
-    choice_param,
-    display_url,
-    float_param,
-    int_param,
 )
+from janus_stack.slots.openai_http import (
+    RETRYABLE,
+    backoff_delay,
+    base_url,
+    retry_after_seconds,
+    server_message,
+    status_error,
+)
+from janus_stack.slots.params import check_params, choice_param, float_param, int_param
 from janus_stack.urls import SlotURL
 
-_RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
-_MAX_DELAY = 30.0
 _JSON_MODES = ("auto", "schema", "object", "off")
 
 
@@ -86,9 +80,7 @@ class OpenAILanguageModel(LanguageModel):
 
     def __init__(self, url: SlotURL, *, json_retries: int | None = None) -> None:
         check_params(url, self._params)
-        if json_retries is None:
-            json_retries = int_param(url, "json_retries", DEFAULT_JSON_RETRIES, minimum=0)
-        super().__init__(url, json_retries=json_retries)
+        super().__init__(url, json_retries=json_retries_option(url, json_retries))
         query = url.query
         self._model_name = query.get("model", "").strip()
         self.timeout = float_param(url, "timeout", 60.0)
@@ -99,13 +91,7 @@ class OpenAILanguageModel(LanguageModel):
         self._json_modes = ["schema", "object", "off"] if mode == "auto" else [mode]
         self._send_usage_option = True
         self._api_key = query.get("api_key") or None
-        parts = urlsplit(url.resolved)
-        if parts.username or parts.password:
-            raise SlotURLError(
-                f"llm slot: put the key of {display_url(url)!r} in ?api_key=, not in the host"
-            )
-        scheme = parts.scheme.removeprefix("openai+")
-        self.base_url = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/", "", ""))
+        self.base_url = base_url(url)
         self._where = self.where
         self._client: httpx.Client | None = None
 
@@ -176,9 +162,9 @@ class OpenAILanguageModel(LanguageModel):
                     response.read()
                     if self._downgrade(response):
                         continue
-                    if response.status_code not in _RETRYABLE or attempt >= self.retries:
+                    if response.status_code not in RETRYABLE or attempt >= self.retries:
                         raise self._http_error(response, attempt + 1)
-                    retry_after = _retry_after(response)
+                    retry_after = retry_after_seconds(response)
             except httpx.TimeoutException as exc:
                 if started or attempt >= self.retries or request.expired():
                     raise LLMTimeoutError(
@@ -252,7 +238,7 @@ class OpenAILanguageModel(LanguageModel):
         """
         if response.status_code not in (400, 422, 500):
             return False
-        detail = _server_message(response).lower()
+        detail = server_message(response).lower()
         if self._send_usage_option and "stream_options" in detail:
             self._send_usage_option = False
             return True
@@ -323,11 +309,7 @@ class OpenAILanguageModel(LanguageModel):
         )
 
     def _wait(self, attempt: int, retry_after: float | None, request: Request) -> None:
-        if retry_after is not None:
-            delay = min(retry_after, _MAX_DELAY)
-        else:
-            base = self.backoff * 2 ** (attempt - 1)
-            delay = min(base * (0.75 + random.random() / 2), _MAX_DELAY)
+        delay = backoff_delay(self.backoff, attempt, retry_after)
         remaining = request.remaining()
         if remaining is not None and delay >= remaining:
             raise LLMTimeoutError(
@@ -336,38 +318,17 @@ class OpenAILanguageModel(LanguageModel):
             )
         time.sleep(delay)
 
-    def _http_error(self, response: httpx.Response, attempts: int) -> Exception:
-        status = response.status_code
-        detail = _server_message(response)
-        where = f"{self._model_name or 'the model'!r} at {self._where}"
-        if status in (401, 403):
-            return ConfigError(
-                f"llm slot: {where} refused the API key ({status}): {detail}",
-                hint="set ?api_key=env:NAME (or file:/path) to a key the server accepts",
-            )
-        if status == 404:
-            return ConfigError(
-                f"llm slot: {where} answered 404: {detail}",
-                hint="the URL should end in /v1 and ?model= name a model the server serves",
-            )
-        if status == 429:
-            return RateLimitedError(
-                f"llm slot: {where} is rate limiting (429 after {attempts} attempts): {detail}",
-                retry_after=_retry_after(response) or self.backoff * 2**attempts,
-            )
-        if status == 413:
-            return PayloadTooLargeError(
-                f"llm slot: {where} refused the request as too large (413): {detail}",
-                hint="shorten the prompt",
-            )
-        if 400 <= status < 500:
-            return InvalidInputError(
-                f"llm slot: {where} rejected the request ({status}): {detail}",
-                hint="shorten the prompt or lower max_tokens if the context is exceeded",
-            )
-        return LLMUnavailableError(
-            f"llm slot: {where} failed with {status} after {attempts} attempt(s): {detail}",
+    def _http_error(self, response: httpx.Response, attempts: int) -> JanusError:
+        return status_error(
+            response,
+            slot="llm",
+            where=f"{self._model_name or 'the model'!r} at {self._where}",
+            attempts=attempts,
+            backoff=self.backoff,
+            unavailable=LLMUnavailableError,
             hint=self.hint,
+            too_large_hint="shorten the prompt",
+            rejected_hint="shorten the prompt or lower max_tokens if the context is exceeded",
         )
 
 
@@ -378,26 +339,3 @@ def _usage(chunk: Chunk, finish: str) -> Usage:
         prompt_tokens=chunk.prompt_tokens,
         completion_tokens=chunk.completion_tokens,
     )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    text = response.headers.get("retry-after")
-    if text is None:
-        return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        return None
-
-
-def _server_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason_phrase
-    if isinstance(body, dict):
-        error = body.get("error", body.get("detail", body))
-        if isinstance(error, dict):
-            error = error.get("message", error)
-        return str(error)[:300]
-    return str(body)[:300]

@@ -24,8 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from janus_stack.errors import InvalidInputError, JanusError, SlotUnavailableError, SlotURLError
-from janus_stack.urls import SlotURL
+from janus_stack.errors import InvalidInputError, JanusError, SlotUnavailableError
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_call_id"})
@@ -331,65 +330,3 @@ def estimate_tokens(text: str) -> int:
 
 def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
     return sum(estimate_tokens(m["content"]) + 4 for m in messages)
-
-
-# -- URL options --------------------------------------------------------------
-
-
-def display_url(url: SlotURL) -> str:
-    """``url.redacted``, keeping the ``//`` of ``scheme:///path`` that urllib's redaction drops."""
-    text = url.redacted
-    prefix = f"{url.scheme}:"
-    if url.raw.startswith(prefix + "//") and not text.startswith(prefix + "//"):
-        text = prefix + "//" + text[len(prefix) :]
-    return text
-
-
-def check_params(url: SlotURL, known: set[str]) -> None:
-    """Refuse query parameters a backend does not know, so a typo is not silently ignored."""
-    unknown = sorted(set(url.query) - known)
-    if unknown:
-        raise SlotURLError(
-            f"llm slot: unknown option(s) {', '.join('?' + k for k in unknown)} in "
-            f"{display_url(url)!r}; accepted: {', '.join(sorted(known))}"
-        )
-
-
-def int_param(url: SlotURL, name: str, default: int, minimum: int = 1) -> int:
-    text = url.query.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise SlotURLError(
-            f"llm slot: ?{name}={text!r} in {display_url(url)!r} must be an integer >= {minimum}"
-        )
-    return value
-
-
-def float_param(url: SlotURL, name: str, default: float) -> float:
-    text = url.query.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or math.isinf(value):
-        raise SlotURLError(
-            f"llm slot: ?{name}={text!r} in {display_url(url)!r} must be a positive number"
-        )
-    return value
-
-
-def choice_param(url: SlotURL, name: str, choices: tuple[str, ...]) -> str:
-    """An enumerated ``?name=``; the first choice is the default."""
-    value = url.query.get(name, choices[0])
-    if value not in choices:
-        raise SlotURLError(
-            f"llm slot: ?{name}={value!r} in {display_url(url)!r}; accepted: {', '.join(choices)}"
-        )
-    return value

@@ -32,10 +32,10 @@ from janus_stack.errors import (
     InvalidInputError,
     JanusError,
     PayloadTooLargeError,
-    SlotURLError,
 )
 from janus_stack.ledger.database import Ledger
 from janus_stack.slots.base import Slot, load_backend
+from janus_stack.slots.params import check_params, float_param
 from janus_stack.slots.queue.tasks import (
     DEAD,
     DONE,
@@ -74,21 +74,6 @@ def _probe(payload: dict[str, Any]) -> dict[str, Any]:
     return {"echo": payload.get("nonce")}
 
 
-def _number(url: SlotURL, key: str, default: float, *, minimum: float) -> float:
-    raw = url.query.get(key)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise SlotURLError(
-            f"queue slot: {key}={raw!r} in {url.redacted!r} must be a number >= {minimum:g}"
-        )
-    return value
-
-
 class TaskQueue(Slot):
     """The contract every queue backend fulfils; see the module docstring.
 
@@ -101,13 +86,13 @@ class TaskQueue(Slot):
 
     def __init__(self, url: SlotURL, *, ledger: Ledger, handlers: TaskHandlers) -> None:
         super().__init__(url)
-        self._check_options()
+        check_params(url, COMMON_OPTIONS + self.extra_options)
         self._ledger = ledger
         self._handlers = handlers
         self._store = TaskStore(ledger)
-        self.workers = int(_number(url, "workers", 4, minimum=1))
-        self.lease = _number(url, "lease", 30.0, minimum=0.1)
-        self.max_payload = int(_number(url, "max_payload", 256 * 1024, minimum=2))
+        self.workers = int(float_param(url, "workers", 4, minimum=1))
+        self.lease = float_param(url, "lease", 30.0, minimum=0.1)
+        self.max_payload = int(float_param(url, "max_payload", 256 * 1024, minimum=2))
         self._lock = threading.Lock()
         self._running: set[str] = set()
         self._started = False
@@ -142,15 +127,6 @@ class TaskQueue(Slot):
         return False
 
     # -- lifecycle --------------------------------------------------------------------
-
-    def _check_options(self) -> None:
-        accepted = COMMON_OPTIONS + self.extra_options
-        unknown = sorted(set(self.url.query) - set(accepted))
-        if unknown:
-            raise SlotURLError(
-                f"queue slot: unknown option(s) {', '.join(unknown)} in {self.url.redacted!r}; "
-                f"accepted: {', '.join(accepted)}"
-            )
 
     def _open(self) -> None:
         self._store.check()

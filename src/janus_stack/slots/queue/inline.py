@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from janus_stack.ledger.database import Ledger
-from janus_stack.slots.queue import TaskQueue, _number
+from janus_stack.slots.params import float_param
+from janus_stack.slots.queue import TaskQueue
 from janus_stack.slots.queue.tasks import TaskHandlers, TaskRecord
 from janus_stack.urls import SlotURL
 
@@ -36,7 +37,7 @@ class InlineQueue(TaskQueue):
 
     def __init__(self, url: SlotURL, *, ledger: Ledger, handlers: TaskHandlers) -> None:
         super().__init__(url, ledger=ledger, handlers=handlers)
-        self.poll = _number(url, "poll", 1.0, minimum=0.01)
+        self.poll = float_param(url, "poll", 1.0, minimum=0.01)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._busy = 0

@@ -50,6 +50,7 @@ from janus_stack.errors import (
     SlotURLError,
 )
 from janus_stack.slots.base import Slot, load_backend
+from janus_stack.slots.params import check_params
 from janus_stack.slots.vectors.types import (
     MAX_LIMIT,
     Range,
@@ -113,12 +114,7 @@ class VectorIndex(Slot):
         super().__init__(url)
         if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= _MAX_DIM:
             raise InvalidInputError(f"vectors slot: dim must be an integer from 1 to {_MAX_DIM}")
-        unknown = sorted(set(url.query) - self.query_keys)
-        if unknown:
-            raise SlotURLError(
-                f"vectors slot: unknown option(s) {', '.join(unknown)} in {url.redacted!r}; "
-                f"accepted: {', '.join(sorted(self.query_keys))}"
-            )
+        check_params(url, self.query_keys)
         collection = url.query.get("collection", DEFAULT_COLLECTION)
         if not _COLLECTION.fullmatch(collection):
             raise SlotURLError(
