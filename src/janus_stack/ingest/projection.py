@@ -24,7 +24,10 @@ from janus_stack.slots.vectors import VectorPoint
 
 _UPSERT_BATCH = 256
 PROJECTION_STAGES = ("embed", "index", "entities", "graph")
+# Machine-wide (per cache slot) limits on the heavy stages: with a Redis cache they hold
+# across every worker, so a queue of many tasks never runs more at once than this.
 EMBED_CONCURRENCY = 2
+ENTITY_CONCURRENCY = 2
 
 
 class Projector:
@@ -140,7 +143,11 @@ class Projector:
             for ref in refs
             for row in chunks[ref.doc_id]
         ]
-        self.knowledge.save(self.extractor.extract(texts))
+        with self.janus.cache.semaphore(
+            "stage:entities", limit=ENTITY_CONCURRENCY, lease_seconds=1800, wait_timeout=3600
+        ):
+            found = self.extractor.extract(texts)
+        self.knowledge.save(found)
         for ref in refs:
             self.documents.mark_stages(ref.version_id, ("entities",), "done")
 

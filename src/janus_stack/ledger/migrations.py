@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import fcntl
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
 from janus_stack.errors import ConfigError
 from janus_stack.ledger.database import Ledger
@@ -83,6 +86,26 @@ def is_current(ledger: Ledger) -> bool:
     return current_revision(ledger) == head_revision()
 
 
+@contextmanager
+def _upgrade_lock(ledger: Ledger) -> Iterator[None]:
+    """One process at a time upgrades an embedded SQLite file.
+
+    Two commands started together on a fresh JANUS_HOME (``janus worker`` and
+    ``janus ingest``) would otherwise both create the tables, and the second
+    fail with "table already exists".
+    """
+    database = make_url(ledger.url.resolved).database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{Path(database).expanduser()}.upgrade.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_current(ledger: Ledger) -> None:
     """Upgrade the embedded SQLite ledger on first use; require it of server databases.
 
@@ -93,7 +116,9 @@ def ensure_current(ledger: Ledger) -> None:
     if is_current(ledger):
         return
     if ledger.embedded:
-        upgrade(ledger)
+        with _upgrade_lock(ledger):
+            if not is_current(ledger):  # another process may have upgraded meanwhile
+                upgrade(ledger)
         return
     raise ConfigError(
         f"relational: the database at {ledger.url.redacted} is at schema revision "
