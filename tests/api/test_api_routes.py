@@ -111,6 +111,8 @@ def test_search_memory_ask(writer: JanusClient, apollo: dict[str, object]) -> No
         hits = writer.search("who commanded Apollo 8", mode=mode, k=3)["hits"]
         assert hits, mode
         assert hits[0]["document"]["id"] == document_id
+    # Identical bytes: "unchanged" after the upload test, "ingested" when run alone.
+    writer.upload(GEMINI, name="gemini.txt", tags={"topic": "space", "era": "60s"})
     filtered = writer.search("Borman", mode="keyword", filters={"title": "gemini"})["hits"]
     assert filtered and all(h["document"]["title"] == "gemini" for h in filtered)
 
