@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from janus_stack.context import Janus
+from janus_stack.errors import InvalidInputError
 from janus_stack.ids import normalise_name
 from janus_stack.ledger.models import Entity, Mention
 from janus_stack.retrieve.search import Retriever
@@ -45,7 +46,7 @@ class EvidenceGatherer:
 
     def __init__(self, janus: Janus, retriever: Retriever, *, k: int = 8, max_rounds: int = 2):
         if not 1 <= max_rounds <= MAX_ROUNDS:
-            raise ValueError(f"max_rounds must be from 1 to {MAX_ROUNDS}")
+            raise InvalidInputError(f"ask: rounds must be from 1 to {MAX_ROUNDS}, not {max_rounds}")
         self.janus = janus
         self.retriever = retriever
         self.k = k
