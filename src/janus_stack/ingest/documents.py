@@ -57,6 +57,14 @@ class VersionRef:
     status: str
 
 
+def refs_by_tenant(refs: Iterable[VersionRef]) -> dict[str, list[VersionRef]]:
+    """Versions grouped by tenant, in the order given: each projection batch is one tenant's."""
+    grouped: dict[str, list[VersionRef]] = {}
+    for ref in refs:
+        grouped.setdefault(ref.tenant, []).append(ref)
+    return grouped
+
+
 class DocumentLedger:
     """Reads and writes the ingestion tables of the ledger."""
 

@@ -27,7 +27,7 @@ from janus_stack import ids
 from janus_stack.context import Janus
 from janus_stack.errors import JanusError
 from janus_stack.ingest.chunking import chunk_text
-from janus_stack.ingest.documents import DocumentLedger, VersionRef, document_key
+from janus_stack.ingest.documents import DocumentLedger, document_key
 from janus_stack.ingest.enqueue import ProjectionQueue
 from janus_stack.ingest.entities import EntityExtractor
 from janus_stack.ingest.extract import ExtractedDocument, ExtractionError, ExtractOptions, extract
@@ -357,10 +357,3 @@ class Ingestor:
                     delete_document(self.janus, tenant, document_id)
                 else:
                     self.projection_queue.defer_removal(tenant, document_id)
-
-
-def refs_by_tenant(refs: Iterable[VersionRef]) -> dict[str, list[VersionRef]]:
-    grouped: dict[str, list[VersionRef]] = {}
-    for ref in refs:
-        grouped.setdefault(ref.tenant, []).append(ref)
-    return grouped

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from janus_stack.context import Janus
-from janus_stack.ingest.documents import DocumentLedger, VersionRef
+from janus_stack.ingest.documents import DocumentLedger, VersionRef, refs_by_tenant
 from janus_stack.ingest.entities import ChunkText, EntityExtractor
 from janus_stack.ingest.knowledge import KnowledgeLedger
 from janus_stack.ingest.removal import chunk_payload, release_object, settle_doc_id
@@ -52,10 +52,7 @@ class Projector:
     def run(self, version_ids: Sequence[int]) -> None:
         refs = [self.documents.version(v) for v in version_ids]
         refs = [ref for ref in refs if ref.status in ("pending", "running")]
-        grouped: dict[str, list[VersionRef]] = {}
-        for ref in refs:
-            grouped.setdefault(ref.tenant, []).append(ref)
-        for tenant, group in grouped.items():
+        for tenant, group in refs_by_tenant(refs).items():
             for ref in [r for r in group if self.documents.doc_id_done(tenant, r.doc_id)]:
                 # Identical bytes under another source: its contributions exist already.
                 self.documents.mark_stages(ref.version_id, PROJECTION_STAGES, "done")
