@@ -14,12 +14,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import structlog
 from psycopg import sql
 
 from janus_stack.config import SLOTS
 from janus_stack.ledger import migrations
 from janus_stack.ledger.database import Ledger
+from janus_stack.logs import reset_logging
 from janus_stack.urls import SlotURL
 
 PG_ADMIN = os.environ.get("JANUS_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -58,7 +58,7 @@ def free_port() -> int:
 def _default_logging() -> Iterator[None]:
     """Undo a command's process-wide logging set-up (level, scrubber) after each test."""
     yield
-    structlog.reset_defaults()
+    reset_logging()
 
 
 @pytest.fixture(autouse=True)

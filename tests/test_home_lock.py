@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from janus_stack.errors import HomeLockedError
-from janus_stack.home_lock import HomeLock, read_owner
+from janus_stack.home_lock import HomeLock, owner_command, read_owner
 
 HOLDER = """
 import sys, time
@@ -48,7 +48,7 @@ def test_lock_of_a_killed_owner_is_free_at_once(tmp_path: Path) -> None:
     holder.wait()
     lock = HomeLock(tmp_path)
     lock.acquire(timeout=0)
-    assert read_owner(tmp_path) == {"pid": os.getpid(), "command": " ".join(sys.argv)}
+    assert read_owner(tmp_path) == {"pid": os.getpid(), "command": owner_command(sys.argv)}
     lock.release()
 
 
@@ -68,3 +68,9 @@ def test_acquire_is_reentrant_within_a_process(tmp_path: Path) -> None:
     lock.acquire()
     lock.release()
     assert not lock.held
+
+
+def test_owner_command_keeps_subcommands_and_drops_secrets() -> None:
+    argv = ["/venv/bin/janus", "mcp", "--api-key", "jns_secret", "--transport", "http"]
+    assert owner_command(argv) == "janus mcp"
+    assert owner_command(["janus", "--api-key=jns_secret", "search", "x"]) == "janus"

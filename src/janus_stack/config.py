@@ -71,6 +71,8 @@ class Settings(BaseModel):
         slots: one URL per slot; the scheme selects the backend.
         tenant: the tenant used when a command names none.
         lock_timeout: seconds a second process waits for JANUS_HOME.
+        otel_endpoint: an OTLP/HTTP collector (``http://collector:4318``) that
+            receives traces; unset (the default), tracing is off.
         sources: where each setting came from, for ``janus config show``.
     """
 
@@ -81,6 +83,7 @@ class Settings(BaseModel):
     tenant: str = "default"
     lock_timeout: float = Field(default=0.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    otel_endpoint: str | None = None
     config_file: Path | None = None
     sources: dict[str, str] = Field(default_factory=dict)
     _environ: Mapping[str, str] | None = PrivateAttr(default=None)
@@ -103,12 +106,13 @@ class Settings(BaseModel):
             "tenant": self.tenant,
             "lock_timeout": self.lock_timeout,
             "log_level": self.log_level,
+            "otel_endpoint": redact(self.otel_endpoint) if self.otel_endpoint else None,
             "slots": {slot: redact(getattr(self.slots, slot)) for slot in SLOTS},
             "sources": dict(self.sources),
         }
 
 
-_TOP_LEVEL = ("home", "tenant", "lock_timeout", "log_level")
+_TOP_LEVEL = ("home", "tenant", "lock_timeout", "log_level", "otel_endpoint")
 
 
 def _find_config_file(cwd: Path, home: Path) -> Path | None:

@@ -18,6 +18,7 @@ from janus_stack.ledger import migrations
 from janus_stack.ledger.database import Ledger
 from janus_stack.slots import cache, embeddings, graph, llm, objects, queue, vectors
 from janus_stack.slots.base import Slot
+from janus_stack.telemetry import Telemetry
 from janus_stack.urls import SlotURL
 
 SlotT = TypeVar("SlotT", bound=Slot)
@@ -29,11 +30,21 @@ class Janus:
     Args:
         settings: the effective settings.
         handlers: task handlers the queue runs; later capabilities register theirs.
+        telemetry: where this process's metrics and spans go; handed to every
+            slot it opens and closed with it. By default one is built from the
+            settings (tracing only when ``otel_endpoint`` is set).
     """
 
-    def __init__(self, settings: Settings, handlers: queue.TaskHandlers | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        handlers: queue.TaskHandlers | None = None,
+        *,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.settings = settings
         self.handlers = handlers if handlers is not None else queue.TaskHandlers()
+        self.telemetry = telemetry if telemetry is not None else Telemetry.from_settings(settings)
         self.home_lock = HomeLock(settings.home)
         self._ledger: Ledger | None = None
         self._slots: dict[str, Slot] = {}
@@ -114,6 +125,7 @@ class Janus:
         existing = self._slots.get(name)
         if existing is None:
             backend = build()
+            backend.telemetry = self.telemetry
             if backend.single_writer:
                 self.home_lock.acquire(self.settings.lock_timeout)
             backend.open()
@@ -123,7 +135,7 @@ class Janus:
         return existing
 
     def close(self) -> None:
-        """Close every open slot, then the ledger, then release JANUS_HOME."""
+        """Close every open slot, then the ledger, release JANUS_HOME and flush the spans."""
         for name in ("queue", "vectors", "graph", "objects", "cache", "embeddings", "llm"):
             backend = self._slots.pop(name, None)
             if backend is not None:
@@ -132,3 +144,4 @@ class Janus:
             self._ledger.close()
             self._ledger = None
         self.home_lock.release()
+        self.telemetry.close()

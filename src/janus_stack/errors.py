@@ -12,12 +12,15 @@ where, and what to do about it.
     ├── NotFoundError          an object, point, node or task does not exist
     ├── InvalidInputError      a value given to a slot is unusable
     │   └── PayloadTooLargeError
+    ├── ConflictError          the request contradicts the current state (resume a finished run)
     ├── RateLimitedError       a limiter refused; carries retry_after seconds
     ├── ClosedError            a slot was used after close()
     └── IntegrityError         a store disagrees with itself (broken hash chain, …)
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 
 class JanusError(Exception):
@@ -61,6 +64,20 @@ class InvalidInputError(JanusError):
 
 class PayloadTooLargeError(InvalidInputError):
     """A payload exceeds a configured size limit."""
+
+
+class ConflictError(JanusError):
+    """The request is well formed but the thing it acts on is in a state that forbids it.
+
+    ``details`` names that thing and its state (e.g. ``{"run": ID, "state": "done"}``);
+    the API adds them to its 409 body so a client can tell which state it ran into.
+    """
+
+    def __init__(
+        self, message: str, *, details: Mapping[str, str] | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.details: dict[str, str] = dict(details or {})
 
 
 class RateLimitedError(JanusError):

@@ -66,7 +66,7 @@ class HomeLock:
                 time.sleep(0.1)
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv)}))
+        handle.write(json.dumps({"pid": os.getpid(), "command": owner_command(sys.argv)}))
         handle.flush()
         self._handle = handle
 
@@ -92,3 +92,18 @@ class HomeLock:
             hint="wait for it to finish (--lock-timeout SECONDS waits), stop it, "
             "or point this command at another JANUS_HOME",
         )
+
+
+def owner_command(argv: list[str]) -> str:
+    """The program and its subcommands, without options or their values.
+
+    The lock file is readable by anyone who can read ``JANUS_HOME``; options
+    may carry secrets (``--api-key``), so only the words before the first
+    option are recorded — enough to tell the user which command holds the home.
+    """
+    words: list[str] = []
+    for arg in argv:
+        if arg.startswith("-"):
+            break
+        words.append(Path(arg).name if not words else arg)
+    return " ".join(words)

@@ -27,7 +27,10 @@ from api_server import (  # noqa: F401 - server_fixture is the `server` fixture
 )
 
 PERMISSIONS = {
-    "admin": {"docs.read", "docs.download", "docs.write", "memory", "events", "verify", "system"},
+    "admin": {
+        *("docs.read", "docs.download", "docs.write", "memory", "events", "verify", "system"),
+        "keys",
+    },
     "writer": {"docs.read", "docs.download", "docs.write", "memory", "events"},
     "reader": {"docs.read", "docs.download", "memory"},
     "agent": {"docs.read", "memory"},
@@ -40,7 +43,13 @@ class Route:
     permission: str
     ok: int
     call: Callable[[httpx.Client, str, dict[str, str]], httpx.Response]
-    by_id: bool = False  # addresses one document, so another tenant's ID is a 404
+    by_id: bool = False  # addresses one document (or key), so another tenant's ID is a 404
+    target: str = "document"  # what the ID names: a document or an API key
+    consumes: bool = False  # a success deletes or revokes its target
+
+
+def _create_key(c: httpx.Client, _target: str, params: dict[str, str]) -> httpx.Response:
+    return c.post("/v1/keys", params=params, json={"role": "reader", "name": c.headers["x-case"]})
 
 
 ROUTES = [
@@ -60,7 +69,12 @@ ROUTES = [
         ),
     ),
     Route(
-        "delete", "docs.write", 200, lambda c, d, p: c.delete(f"/v1/documents/{d}", params=p), True
+        "delete",
+        "docs.write",
+        200,
+        lambda c, d, p: c.delete(f"/v1/documents/{d}", params=p),
+        by_id=True,
+        consumes=True,
     ),
     Route(
         "memory",
@@ -83,6 +97,17 @@ ROUTES = [
     Route("events", "events", 200, lambda c, d, p: c.get("/v1/events", params=p)),
     Route("verify", "verify", 200, lambda c, d, p: c.post("/v1/events/verify", params=p)),
     Route("system", "system", 200, lambda c, d, p: c.get("/v1/system", params=p)),
+    Route("keys.list", "keys", 200, lambda c, d, p: c.get("/v1/keys", params=p)),
+    Route("keys.create", "keys", 201, _create_key),
+    Route(
+        "keys.revoke",
+        "keys",
+        200,
+        lambda c, d, p: c.delete(f"/v1/keys/{d}", params=p),
+        by_id=True,
+        target="key",
+        consumes=True,
+    ),
 ]
 
 
@@ -100,6 +125,18 @@ def corpus(server: Server) -> dict[str, list[str]]:
                 response = client.post("/v1/documents", files=files, data=data)
                 assert response.status_code == 201, response.text
                 ids[tenant].extend(response.json()["documents"])
+    return ids
+
+
+@pytest.fixture(scope="module")
+def spare_keys(server: Server) -> dict[str, list[str]]:
+    """Reader keys of each tenant, for the matrix to revoke (or fail to)."""
+    ids: dict[str, list[str]] = {}
+    for tenant in ("acme", "globex"):
+        with _client(server, tenant, "admin", "setup") as client:
+            made = [client.post("/v1/keys", json={"role": "reader"}) for _ in range(3)]
+        assert all(response.status_code == 201 for response in made), made[0].text
+        ids[tenant] = [response.json()["id"] for response in made]
     return ids
 
 
@@ -128,10 +165,20 @@ def _only(tenant: str, body: Any, route: str) -> None:
     assert f"notes of {other}" not in text, (route, text[:500])
     if route == "events":
         assert {e["tenant"] for e in body["events"]} <= {tenant}
+    if route == "keys.list":
+        assert {k["tenant"] for k in body["keys"]} == {tenant}
+    if route == "keys.create":
+        assert body["tenant"] == tenant and body["token"].startswith(body["prefix"])
 
 
-def test_authorization_matrix(server: Server, corpus: dict[str, list[str]]) -> None:
-    spare = {t: list(ids[1:]) for t, ids in corpus.items()}
+def test_authorization_matrix(
+    server: Server, corpus: dict[str, list[str]], spare_keys: dict[str, list[str]]
+) -> None:
+    spares = {
+        "document": {t: list(ids[1:]) for t, ids in corpus.items()},
+        "key": {t: list(ids) for t, ids in spare_keys.items()},
+    }
+    live = {"document": corpus, "key": spare_keys}
     failures: list[str] = []
     refusals = 0
     for route in ROUTES:
@@ -139,11 +186,13 @@ def test_authorization_matrix(server: Server, corpus: dict[str, list[str]]) -> N
             for way in ("own", "other_id", "other_param"):
                 expected = _expected(route, role, way)
                 case = f"{route.name}-{role}-{way}"
-                # Deletes of one's own documents consume a spare; everything else reads.
-                if route.name == "delete" and expected == 200:
-                    target = spare["globex" if way == "other_param" else "acme"].pop()
+                # Deletes and revocations that succeed consume a spare; everything else reads.
+                if route.consumes and expected == 200:
+                    target = spares[route.target][
+                        "globex" if way == "other_param" else "acme"
+                    ].pop()
                 else:
-                    target = corpus["acme" if way == "own" else "globex"][0]
+                    target = live[route.target]["acme" if way == "own" else "globex"][0]
                 params = {"tenant": "globex"} if way == "other_param" else {}
                 with _client(server, "acme", role, case) as client:
                     response = route.call(client, target, params)

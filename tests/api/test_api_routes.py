@@ -7,6 +7,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -270,6 +271,69 @@ def test_auth_failures(server: Server) -> None:
         scoped.search("Apollo")
     response = httpx.get(f"{server.url}/v1/documents", headers={"Authorization": "Basic abc"})
     assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_keys_are_created_listed_and_revoked_by_admins(
+    server: Server, admin: JanusClient, writer: JanusClient
+) -> None:
+    created = admin.create_key("reader", name="dashboards")
+    token = created["token"]
+    assert token.startswith(created["prefix"] + "_") and created["tenant"] == "acme"
+    assert (created["role"], created["name"], created["revoked_at"]) == (
+        "reader",
+        "dashboards",
+        None,
+    )
+    listed = admin.list_keys()["keys"]
+    assert created["id"] in {k["id"] for k in listed} and {k["tenant"] for k in listed} == {"acme"}
+    assert not any(set(k) & {"token", "key_hash"} for k in listed) and token not in str(listed)
+    with JanusClient(server.url, token) as reader:
+        assert reader.list_documents()["total"] >= 0
+        with pytest.raises(ForbiddenError, match="keys:manage"):
+            reader.create_key("reader")
+    with pytest.raises(ForbiddenError, match="keys:manage"):
+        writer.list_keys()
+    revoked = admin.revoke_key(created["prefix"])
+    assert revoked["id"] == created["id"] and revoked["revoked_at"] is not None
+    with pytest.raises(UnauthorizedError):  # at once, not after the server's key cache time
+        JanusClient(server.url, token).list_documents()
+    assert created["id"] not in {k["id"] for k in admin.list_keys()["keys"]}
+    assert created["id"] in {k["id"] for k in admin.list_keys(revoked=True)["keys"]}
+
+    with pytest.raises(BadRequestError, match="unknown role 'overlord'"):
+        admin.create_key("overlord")
+    with pytest.raises(BadRequestError, match="scopes can only narrow a role"):
+        admin.create_key("reader", scopes=["events:verify"])
+    with pytest.raises(NotFoundError, match="no API key"):
+        admin.revoke_key("jns_00000000")
+    # An admin key narrowed by scopes cannot mint a key wider than itself.
+    narrowed = admin.create_key("admin", scopes=["keys:manage"])
+    with JanusClient(server.url, narrowed["token"]) as limited:
+        with pytest.raises(ForbiddenError, match="more permissions than its own"):
+            limited.create_key("admin")
+        assert limited.create_key("admin", scopes=["keys:manage"])["scopes"] == ["keys:manage"]
+
+    created_events = admin.events(type="auth.key.created", limit=1000)["events"]
+    assert created["id"] in {e["payload"]["key_id"] for e in created_events}
+    revoked_events = admin.events(type="auth.key.revoked", limit=1000)["events"]
+    assert [e["subject"] for e in revoked_events] == [created["prefix"]]
+    assert all(e["actor"].startswith("key:jns_") for e in created_events + revoked_events)
+    assert token not in str(created_events)
+
+    async def other_tenant() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        async with AsyncJanusClient(server.url, server.key("acme", "admin")) as client:
+            made = await client.create_key("agent", tenant="globex")
+            everyone = await client.list_keys(all_tenants=True)
+            gone = await client.revoke_key(made["id"], tenant="globex")
+            return made, everyone, gone
+
+    made, everyone, gone = asyncio.run(other_tenant())
+    assert made["tenant"] == "globex" and {"acme", "globex"} <= {
+        k["tenant"] for k in everyone["keys"]
+    }
+    assert gone["id"] == made["id"] and gone["revoked_at"] is not None
+    with pytest.raises(NotFoundError):  # another tenant's key does not exist without ?tenant=
+        admin.revoke_key(made["id"])
 
 
 def test_dashboard_and_alerts_use_exposed_metrics(admin: JanusClient, apollo: object) -> None:

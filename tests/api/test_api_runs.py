@@ -21,6 +21,7 @@ from api_server import Server, make_keys, start_server, stop_server
 from janus_stack.client import (
     AsyncJanusClient,
     BadRequestError,
+    ConflictError,
     ForbiddenError,
     JanusClient,
     NotFoundError,
@@ -193,7 +194,7 @@ def test_disconnecting_mid_stream_does_not_stop_the_run(
     assert httpx.get(f"{server.url}/healthz").status_code == 200
 
 
-def test_pause_feedback_resume_cancel(writer: JanusClient) -> None:
+def test_pause_feedback_resume_cancel(server: Server, writer: JanusClient) -> None:
     run = writer.start_run("approve", inputs={"topic": "the launch"})
     events = list(writer.stream_run(run["id"]))  # SSE ends when the run stops: paused
     assert events[-1].data["status"] == "paused" and events[-1].data["waiting_for"] == "ask"
@@ -205,8 +206,12 @@ def test_pause_feedback_resume_cancel(writer: JanusClient) -> None:
     done = list(writer.stream_run(run["id"]))[-1].data
     assert done["status"] == "done" and done["output"] == {"answer": "Approved: go for launch"}
     assert done["feedback"][0]["actor"].startswith("key:jns_")
-    with pytest.raises(BadRequestError, match="is done; it cannot be paused"):
+    with pytest.raises(ConflictError, match="is done; it cannot be paused") as finished:
         writer.pause_run(run["id"])
+    assert finished.value.status == 409 and finished.value.type == "conflict"
+    assert finished.value.details == {"run": run["id"], "state": "done"}
+    with pytest.raises(ConflictError, match="only paused, failed or interrupted runs resume"):
+        writer.resume_run(run["id"])
 
     # Over the WebSocket: answer the waiting step and resume in one message.
     second = writer.start_run("approve", inputs={"topic": "the landing"})
@@ -225,10 +230,22 @@ def test_pause_feedback_resume_cancel(writer: JanusClient) -> None:
     third = writer.start_run("approve", inputs={"topic": "the abort"})
     wait_for(writer, third["id"], ("paused",))
     assert writer.cancel_run(third["id"])["status"] == "cancelled"
-    with pytest.raises(BadRequestError, match="already cancelled"):
+    with pytest.raises(ConflictError, match="already cancelled"):
         writer.cancel_run(third["id"])
-    with pytest.raises(BadRequestError, match="only paused, failed or interrupted runs resume"):
+    with pytest.raises(ConflictError, match="only paused, failed or interrupted runs resume"):
         writer.resume_run(third["id"])
+    with pytest.raises(ConflictError, match="is cancelled; it cannot be paused") as cancelled:
+        writer.pause_run(third["id"])
+    assert cancelled.value.details == {"run": third["id"], "state": "cancelled"}
+    raw = httpx.post(
+        f"{server.url}/v1/runs/{third['id']}/resume",
+        headers={"Authorization": f"Bearer {server.key('acme', 'writer')}"},
+    )
+    assert raw.status_code == 409
+    problem = raw.json()["error"]
+    assert (problem["status"], problem["type"]) == (409, "conflict")
+    assert (problem["run"], problem["state"]) == (third["id"], "cancelled")
+    assert problem["message"].startswith(f"run {third['id']} is cancelled")
     assert list(writer.stream_run(third["id"]))[-1].data["status"] == "cancelled"
 
 

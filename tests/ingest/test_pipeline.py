@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from janus_stack import ids
 from janus_stack.config import load_settings
 from janus_stack.context import Janus
+from janus_stack.events import EventLog
 from janus_stack.events.chain import EventRecord
 from janus_stack.ingest import projection
 from janus_stack.ingest.documents import DocumentLedger, document_key
@@ -746,6 +747,28 @@ def test_failed_files_do_not_change_stats_on_rerun_and_succeed_once_fixed(
     check_events(janus)
 
 
+def test_a_document_deleted_while_it_is_projected_stays_deleted(
+    janus: Janus, tmp_path: Path
+) -> None:
+    """A delete landing between the projection's last stage and its finish wins."""
+    files = write_corpus(tmp_path / "docs", 3)
+    victim = doc_key(files[0])
+    graph = Projector._graph
+
+    def delete_meanwhile(self: Projector, tenant: str, refs: Any) -> None:
+        graph(self, tenant, refs)
+        delete_document(janus, TENANT, victim)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Projector, "_graph", delete_meanwhile)
+        ingest(janus, files)
+    with janus.ledger.session() as session:
+        document = session.get(Document, victim)
+        assert document is not None and document.status == "deleted"
+    assert check_stores(janus)["documents"] == 2
+    check_events(janus)
+
+
 def test_a_file_that_turns_bad_keeps_its_last_good_version(janus: Janus, tmp_path: Path) -> None:
     doc, other = tmp_path / "doc.txt", tmp_path / "other.txt"
     doc.write_text(paragraph(0), encoding="utf-8")
@@ -834,11 +857,13 @@ CRASH_POINTS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
         Projector, "_entities", crash_after(Projector, "_entities")
     ),
     "after-graph": lambda mp: mp.setattr(Projector, "_graph", crash_after(Projector, "_graph")),
-    "after-finish-version": lambda mp: mp.setattr(
-        DocumentLedger, "finish_version", crash_after(DocumentLedger, "finish_version", on_call=2)
+    # Inside the transaction that marks the second batch done and announces it.
+    "inside-finish": lambda mp: mp.setattr(
+        DocumentLedger, "finish", crash_after(DocumentLedger, "finish", on_call=2)
     ),
-    "after-first-events": lambda mp: mp.setattr(
-        Projector, "_finish", crash_after(Projector, "_finish", on_call=2)
+    # Right after that transaction committed, before anything else ran.
+    "after-finish": lambda mp: mp.setattr(
+        EventLog, "append_with", crash_after(EventLog, "append_with", on_call=2)
     ),
 }
 
@@ -850,7 +875,8 @@ def test_a_run_stopped_at_a_stage_boundary_resumes_exactly_once(tmp_path: Path, 
     b.write_text(DOC_B, encoding="utf-8")
     files = [a, b, *write_corpus(tmp_path / "more", 2)]
     with Janus(load_settings()) as janus, pytest.MonkeyPatch.context() as mp:
-        ingestor = make_ingestor(janus)
+        # One document per projection batch: the crash lands between finished batches.
+        ingestor = make_ingestor(janus, batch_chunks=1)
         CRASH_POINTS[point](mp)
         with pytest.raises(Crash):
             ingestor.ingest(files, tenant=TENANT)

@@ -316,7 +316,7 @@ def test_unfinished_versions_are_reported_not_blamed_and_resumed(
     memory: Janus, corpus: dict[str, Path]
 ) -> None:
     version_id, doc_id, _ = version_of(memory, corpus["gamma.txt"])
-    DocumentLedger(memory.ledger).mark_stages(version_id, ("embed", "index", "graph"), "pending")
+    DocumentLedger(memory.ledger).mark_stages([version_id], ("embed", "index", "graph"), "pending")
     with memory.ledger.session() as session:
         session.execute(
             update(DocumentVersion).where(DocumentVersion.id == version_id).values(status="pending")

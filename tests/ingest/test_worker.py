@@ -35,6 +35,7 @@ from test_pipeline import check_events, check_stores, paragraph, shared_extracto
 from conftest import RUN_ID
 from janus_stack.config import load_settings
 from janus_stack.context import Janus
+from janus_stack.ingest.documents import DocumentLedger, FinishPlan
 from janus_stack.ingest.enqueue import ProjectionQueue
 from janus_stack.ingest.pipeline import IngestOptions, Ingestor
 from janus_stack.ingest.projection import Projector
@@ -91,19 +92,19 @@ def lock_cache(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture
 def slow_announcements(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Widen the window between "was this version announced?" and announcing it.
+    """Widen the window between planning a batch's finish (and its events) and writing it.
 
-    Two projections of one version then meet there (and announce it twice)
-    unless the document locks keep them apart: the race made likely.
+    Two projections of one document then meet there unless the document
+    locks keep them apart: the race made likely.
     """
-    announced = Projector._announced
+    plan = DocumentLedger.plan_finish
 
-    def slow(self: Projector, ref: Any) -> bool:
-        seen = announced(self, ref)
+    def slow(self: DocumentLedger, version_ids: Any) -> FinishPlan:
+        planned = plan(self, version_ids)
         time.sleep(0.05)
-        return seen
+        return planned
 
-    monkeypatch.setattr(Projector, "_announced", slow)
+    monkeypatch.setattr(DocumentLedger, "plan_finish", slow)
 
 
 def janus_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -69,7 +69,6 @@ class Memory:
         ingestor.projector.extractor = self.extractor
         report = ingestor.ingest(paths, tenant=tenant, tags=tags)
         assert not report.failed, report.as_dict()
-        self.retriever.linker.forget()
 
 
 @pytest.fixture(scope="session", name="extractor")

@@ -25,7 +25,9 @@ from janus_stack.ingest.documents import document_key
 from janus_stack.ingest.removal import delete_document
 from janus_stack.ledger.models import Chunk
 from janus_stack.ops.verify import verify
-from janus_stack.retrieve import FusionWeights, Hit, Retriever
+from janus_stack.retrieve import Filters, FusionWeights, Hit, Mode, Retriever
+from janus_stack.retrieve.chunks import load_chunks
+from janus_stack.retrieve.graph_ledger import best_mentions
 from janus_stack.retrieve.types import MAX_QUERY_CHARS
 
 MODES = ("dense", "keyword", "graph", "hybrid")
@@ -162,6 +164,54 @@ def test_hybrid_holds_the_best_of_each_mode_once(memory: Memory) -> None:
     assert graph_hit.paths
     # The default mode is hybrid; more hits come with a larger k.
     assert len(memory.retriever.search(query, k=10)) > k
+
+
+def test_hybrid_search_is_candidates_then_fusion(memory: Memory) -> None:
+    query = "zorbulite; cultivating backyard vegetables; Elena Petrowa"
+    found = memory.retriever.candidates(query, k=5)
+    assert set(found.per_mode) == {Mode.DENSE, Mode.KEYWORD, Mode.GRAPH}
+    assert all(found.per_mode.values())
+    fused = memory.retriever.fuse_hits(found, 5)
+    assert [h.chunk_id for h in fused] == [h.chunk_id for h in memory.retriever.search(query, k=5)]
+    # Another method on the same candidates: ranks only, so at most 3 / (rrf_k + 1).
+    rrf = memory.retriever.fuse_hits(found, 5, FusionWeights(1, 1, 1, method="rrf"))
+    assert {h.chunk_id for h in rrf} <= set(found.rows)
+    assert max(h.score for h in rrf) <= 3 / 61 < max(h.score for h in fused)
+
+
+def test_hybrid_keeps_the_multi_hop_path_without_expansion(memory: Memory) -> None:
+    hits = memory.retriever.search("How is Amara Okafor connected to Copenhagen?", k=5)
+    voyage = next(hit for hit in hits if Path(hit.source).name == "voyage.txt")
+    assert "graph" in voyage.ranks
+    between = [p for p in voyage.paths if p.kind == "between"]
+    assert between and "Henrik Larsen" in [e.name for e in between[0].entities]
+
+
+def test_mentions_are_ranked_first_and_checked_against_filters_after(memory: Memory) -> None:
+    ledger = memory.janus.ledger
+    (henrik,) = memory.retriever.linker.link(ledger, TENANT, "Henrik Larsen")
+    for name in ("voyage.txt", "observatory.md"):
+        # Henrik Larsen is in both; with room for one chunk, the best-ranked one is
+        # outside the filter for one of the two sources, and the check must look further.
+        only = Filters.parse({"source": str(memory.files[name])})
+        found = best_mentions(ledger, TENANT, only, {henrik.id: 1.0}, limit=1)
+        assert len(found) == 1 and found[0][1] == henrik.id
+        rows = load_chunks(ledger, TENANT, [found[0][0]], Filters.parse(None))
+        assert Path(rows[found[0][0]].source).name == name
+
+
+def test_names_ingested_after_a_search_link_at_once(memory: Memory, tmp_path: Path) -> None:
+    tenant = "growing"
+    first = write(tmp_path / "a", {"ferry.txt": "Margaret Holloway repaired the ferry in Oslo.\n"})
+    memory.ingest(list(first.values()), tenant)
+    hits = memory.retriever.search("Margaret Holloway", mode="graph", tenant=tenant)
+    assert names(hits) == ["ferry.txt"]
+    # Same retriever, names read before the second document existed: still linked at once.
+    second = write(tmp_path / "b", {"mill.txt": "Daniel Ferreira rebuilt the mill in Porto.\n"})
+    memory.ingest(list(second.values()), tenant)
+    hits = memory.retriever.search("Daniel Ferreira", mode="graph", tenant=tenant)
+    assert names(hits) == ["mill.txt"]
+    assert [e.name for e in memory.retriever.last_entities] == ["Daniel Ferreira"]
 
 
 def test_hybrid_weights_change_the_order_and_zero_skips_a_mode(memory: Memory) -> None:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 from workbench import (  # noqa: F401 - fixtures
     Calls,
@@ -36,6 +36,8 @@ from janus_stack.agents.sourcefile import parse_text
 from janus_stack.cli import app
 from janus_stack.context import Janus
 from janus_stack.ingest.pipeline import IngestOptions, Ingestor
+from janus_stack.ingest.removal import delete_document
+from janus_stack.ledger.models import Document
 from janus_stack.ops.verify import verify
 from janus_stack.retrieve.memory import recall
 from janus_stack.workflows.cache import ENTRIES
@@ -234,3 +236,42 @@ def test_a_cache_policy_is_refused_for_an_agent_that_writes(toolbox: Toolbox) ->
     assert any("a cached step would skip the write" in str(p) for p in info.value.problems)
     plain = load_manifest(parse_text(text.replace("memory.remember", "memory.ask"), "a"), toolbox)
     assert plain.cache is not None and plain.cache.threshold == 0.95
+
+
+def test_deleting_the_last_document_of_a_topic_lets_it_go_and_verify_agrees(
+    home: Path, runs: Runs, janus: Janus, workflow: Make
+) -> None:
+    ingest_memory(janus, home)
+    write(
+        home / "agents" / "researcher.yaml", "name: researcher\ninstructions: work\nmodel: none\n"
+    )
+    write(home / "agents" / "writer.yaml", "name: writer\ninstructions: work\nmodel: none\n")
+    spec = workflow("""
+        name: duo
+        inputs: {q: {}}
+        steps:
+          - {id: research, kind: agent, agent: researcher, input: "{{ inputs.q }}"}
+          - {id: draft, kind: agent, agent: writer, input: "{{ steps.research.output }}"}
+    """)
+    run_id = execute(runs, spec, {"q": "What does Alice Johnson do at Acme Corporation?"})
+    run_node = run_entity_id("default", run_id)
+    topics = [
+        e.id
+        for e in janus.graph.neighbourhood("default", [run_node], hops=1, limit=100).entities
+        if e.type not in ("AGENT", "RUN")
+    ]
+    assert topics  # the run is ABOUT entities of the document
+
+    with janus.ledger.session() as session:
+        (document_id,) = session.scalars(select(Document.id).where(Document.tenant_id == "default"))
+    delete_document(janus, "default", document_id)
+
+    assert janus.graph.get_entities("default", topics) == []  # no ABOUT edge keeps them
+    left = janus.graph.neighbourhood("default", [run_node], hops=1, limit=100)
+    assert {e.type for e in left.entities} == {"AGENT", "RUN"}
+    assert "ABOUT" not in {r.type for r in left.relations}
+    report = verify(janus, "default")
+    assert report.ok, report.as_dict()
+    counts = report.as_dict()["tenants"]["default"]["graph"]["counts"]
+    assert counts["entities"]["store"] == counts["entities"]["ledger"] == 3  # 2 agents, 1 run
+    assert counts["relations"]["store"] == counts["relations"]["ledger"]

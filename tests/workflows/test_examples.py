@@ -100,11 +100,9 @@ def test_a_random_weight_model_makes_well_formed_tool_calls(
         steps: [{id: talk, kind: agent, agent: babbler, input: "Say something."}]
     """)
     run = runs.store.run(execute(runs, spec))
-    # Gibberish, but well-formed: every turn parsed, so the run either answered or
-    # used up its turns; no turn failed on malformed JSON.
-    assert run.status in ("done", "budget_exceeded"), run.error
-    if run.status == "budget_exceeded":
-        assert "no final answer within max_steps=3" in (run.error or "")
+    # Gibberish, but well-formed: every turn parsed, and the last turn allowed could
+    # only answer, so the agent answered; no turn failed on malformed JSON.
+    assert run.status == "done", run.error
     step = runs.store.steps(run.id)["talk"]
     assert step.completion_tokens > 0 and step.prompt_tokens > 0 and step.cost == 0.0
     assert all(isinstance(c["label"], str) for c in calls.seen)

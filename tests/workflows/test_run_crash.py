@@ -1,71 +1,39 @@
 """Crash tests: a real ``janus run`` is SIGKILLed at an exact point, then resumed.
 
-A plugin (registered through entry points in a throw-away ``site`` folder on
-PYTHONPATH) provides a side-effecting tool that appends a line to a file per
-execution, and a hook that kills its own process once — before a tool call,
-or after a side-effecting call is journaled but before its step is marked
-done. ``janus runs resume`` must then finish every step exactly once, run
-each side effect exactly once, and leave the audit log intact.
+A plugin (``engines.crash_plugin``, registered through entry points in a
+throw-away ``site`` folder on PYTHONPATH) provides side-effecting tools that
+append a line per effect to a file — ``crash.effect`` deduplicates by the
+idempotency key (an idempotent tool), ``crash.once`` cannot — and a hook
+that kills its own process once: before a tool call, after a call is
+journaled but before its step is marked done, or inside the tool after its
+effect. ``janus runs resume`` must then finish every step exactly once,
+run each side effect exactly once, and leave the audit log intact; a call
+of ``crash.once`` that a crash cut short is not repeated blindly.
+
+Every scenario runs on the embedded SQLite ledger and on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
-from workbench import (  # noqa: F401 - fixtures
-    calls_fixture,
-    home_fixture,
-    janus_fixture,
-    registry_fixture,
-    runs_fixture,
-    toolbox_fixture,
-    workflow_fixture,
-    write,
+from engines import (  # noqa: F401 - fixtures
+    crash_env,
+    effects,
+    module_pg_ledger_fixture,
+    relational_url_fixture,
 )
+from typer.testing import CliRunner
+from workbench import home_fixture, write  # noqa: F401 - fixtures
 
 from janus_stack.cli import app
-
-PLUGIN = '''
-import os, signal
-from pathlib import Path
-
-def effect(label: str) -> dict:
-    """Append one line per execution: the side effect under test."""
-    with open(os.environ["JANUS_TEST_EFFECTS"], "a") as handle:
-        handle.write(label + "\\n")
-    return {"label": label}
-
-class Killer:
-    """Kill this process once, at JANUS_TEST_KILL_AT = '<hook>:<step key>'."""
-
-    def _maybe(self, hook, step_key):
-        marker = Path(os.environ["JANUS_TEST_KILL_MARKER"])
-        if os.environ.get("JANUS_TEST_KILL_AT") == f"{hook}:{step_key}" and marker.exists():
-            marker.unlink()
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def before_step(self, run_id, step_key, kind):
-        self._maybe("before_step", step_key)
-
-    def after_step(self, run_id, step_key, output):
-        self._maybe("after_step", step_key)
-
-    def before_tool(self, run_id, step_key, tool, key):
-        self._maybe("before_tool", step_key)
-
-    def after_tool(self, run_id, step_key, tool, key):
-        self._maybe("after_tool", step_key)
-'''
 
 WORKFLOW = """
 name: effects
@@ -79,29 +47,18 @@ steps:
   - {id: three, kind: tool, tool: crash.effect, arguments: {label: three}}
 """
 
+ONCE = """
+name: once
+steps:
+  - {id: pay, kind: tool, tool: crash.once, arguments: {label: pay}}
+  - {id: after, kind: tool, tool: crash.effect, arguments: {label: after}}
+"""
+
 
 @pytest.fixture
-def env(tmp_path: Path, home: Path) -> dict[str, str]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "janus_crash_plugin.py").write_text(textwrap.dedent(PLUGIN))
-    info = site / "janus_crash_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: janus-crash-plugin\nVersion: 1.0\n"
-    )
-    (info / "entry_points.txt").write_text(
-        "[janus_stack.tools]\ncrash.effect = janus_crash_plugin:effect\n\n"
-        "[janus_stack.workflow_hooks]\nkiller = janus_crash_plugin:Killer\n"
-    )
-    variables = dict(os.environ)
-    variables.update(
-        JANUS_HOME=str(home),
-        PYTHONPATH=os.pathsep.join([str(site), variables.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        JANUS_TEST_EFFECTS=str(tmp_path / "effects.txt"),
-        JANUS_TEST_KILL_MARKER=str(tmp_path / "kill-once"),
-    )
-    return variables
+def env(tmp_path: Path, home: Path, relational_url: str) -> dict[str, str]:
+    (tmp_path / "kill-once").touch()
+    return crash_env(tmp_path, home)
 
 
 def janus(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -123,19 +80,36 @@ def checked(result: Any) -> Any:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("kill_at", ["before_tool:twice/1/two", "after_tool:twice/1/two"])
+def killed_run(env: dict[str, str], workflow: Path, kill_at: str) -> dict[str, Any]:
+    """Start ``workflow`` in a child that kills itself at ``kill_at``; the run it left."""
+    env["JANUS_TEST_KILL_AT"] = kill_at
+    killed = janus(env, "run", str(workflow), check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (run,) = checked(CliRunner().invoke(app, ["runs", "list", "--limit", "1", "--json"]))
+    assert run["status"] == "running"  # its owner is gone
+    return dict(run)
+
+
+def audit(run_id: str, type_: str) -> list[dict[str, Any]]:
+    found = CliRunner().invoke(
+        app, ["audit", "list", "--subject", f"run:{run_id}", "--type", type_, "--json"]
+    )
+    return list(checked(found))
+
+
+def audit_verifies() -> None:
+    verified = CliRunner().invoke(app, ["audit", "verify"])
+    assert verified.exit_code == 0, verified.output
+
+
+@pytest.mark.parametrize(
+    "kill_at",
+    ["before_tool:twice/1/two", "after_tool:twice/1/two", "inside:twice/1/two"],
+)
 def test_a_killed_run_resumes_with_every_step_and_effect_exactly_once(
     env: dict[str, str], home: Path, tmp_path: Path, kill_at: str
 ) -> None:
-    workflow = write(home / "effects.yaml", WORKFLOW)
-    (tmp_path / "kill-once").touch()
-    env["JANUS_TEST_KILL_AT"] = kill_at
-    cli = CliRunner()
-
-    killed = janus(env, "run", str(workflow), check=False)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    (run,) = checked(cli.invoke(app, ["runs", "list", "--json"]))
-    assert run["status"] == "running"  # its owner is gone
+    run = killed_run(env, write(home / "effects.yaml", WORKFLOW), kill_at)
 
     resumed = janus(env, "runs", "resume", run["id"], "--json")
     final: dict[str, Any] = json.loads(resumed.stdout)
@@ -146,27 +120,61 @@ def test_a_killed_run_resumes_with_every_step_and_effect_exactly_once(
         "twice/0/two",
         "twice/1/two",
     ]
+    done = effects(tmp_path)
+    assert Counter(label for label, _key in done) == {"one": 1, "two-0": 1, "two-1": 1, "three": 1}
 
-    effects = (tmp_path / "effects.txt").read_text().split()
-    assert Counter(effects) == {"one": 1, "two-0": 1, "two-1": 1, "three": 1}
+    shown = checked(CliRunner().invoke(app, ["runs", "show", run["id"], "--json"]))
+    assert {c["key"] for c in shown["tool_calls"]} == {key for _label, key in done}
+    assert all(c["status"] == "done" and c["executions"] == 1 for c in shown["tool_calls"])
+    # Killed inside the idempotent tool, after its effect: the call is issued again with
+    # the same key and deduplicates. Killed before it: it runs once, on resume. Killed
+    # after it (result journaled): the result is reused, the tool is not invoked again.
+    invoked = Counter(label for label, _key in effects(tmp_path, "effects.txt.calls"))
+    assert invoked["two-1"] == (2 if kill_at.startswith("inside") else 1)
+    assert invoked - Counter({"two-1": invoked["two-1"]}) == {"one": 1, "two-0": 1, "three": 1}
 
-    shown = checked(cli.invoke(app, ["runs", "show", run["id"], "--json"]))
-    assert {c["tool"] for c in shown["tool_calls"]} == {"crash.effect"}
-    assert all(c["status"] == "done" for c in shown["tool_calls"])
-    by_step = {c["step"]: c["executions"] for c in shown["tool_calls"]}
-    # before_tool: the journal row was written, the tool had not run: it runs once on
-    # resume (a second execution *attempt* of the call). after_tool: the result is reused.
-    assert by_step["twice/1/two"] == (2 if kill_at.startswith("before_tool") else 1)
-    assert all(n == 1 for step, n in by_step.items() if step != "twice/1/two")
+    steps_done = Counter(e["payload"]["step"] for e in audit(run["id"], "workflow.step.done"))
+    assert steps_done == {"one": 1, "twice/0/two": 1, "twice/1/two": 1, "three": 1}
+    reused = audit(run["id"], "workflow.tool.reused")
+    assert len(reused) == (1 if kill_at.startswith("after_tool") else 0)
+    audit_verifies()
 
-    events = checked(cli.invoke(app, ["audit", "list", "--type", "workflow.step.done", "--json"]))
-    assert Counter(e["payload"]["step"] for e in events) == {
-        "one": 1,
-        "twice/0/two": 1,
-        "twice/1/two": 1,
-        "three": 1,
+
+def test_a_call_cut_short_in_a_tool_that_is_not_idempotent_waits_for_a_person(
+    env: dict[str, str], home: Path, tmp_path: Path
+) -> None:
+    run = killed_run(env, write(home / "once.yaml", ONCE), "inside:pay")
+    assert [label for label, _key in effects(tmp_path)] == ["pay"]  # it took effect, unjournaled
+
+    refused = janus(env, "runs", "resume", run["id"], "--json", check=False)
+    assert refused.returncode == 1
+    failed = json.loads(refused.stdout)
+    assert failed["status"] == "failed"
+    assert "'crash.once'" in failed["error"] and "interrupted while it executed" in failed["error"]
+    assert "--rerun-interrupted" in failed["error"]
+    (call,) = checked(CliRunner().invoke(app, ["runs", "show", run["id"], "--json"]))["tool_calls"]
+    assert call["status"] == "interrupted" and call["executions"] == 1
+    assert [label for label, _key in effects(tmp_path)] == ["pay"]  # not run again
+    assert len(audit(run["id"], "workflow.tool.interrupted")) == 1
+
+    again = janus(env, "runs", "resume", run["id"], "--json", check=False)  # still not by itself
+    assert json.loads(again.stdout)["status"] == "failed"
+    assert [label for label, _key in effects(tmp_path)] == ["pay"]
+
+    # A person checked and wants it run again.
+    rerun = janus(env, "runs", "resume", run["id"], "--rerun-interrupted", "--json")
+    final = json.loads(rerun.stdout)
+    assert final["status"] == "done", final
+    assert [label for label, _key in effects(tmp_path)] == ["pay", "pay", "after"]
+    calls = {
+        c["step"]: c
+        for c in checked(CliRunner().invoke(app, ["runs", "show", run["id"], "--json"]))[
+            "tool_calls"
+        ]
     }
-    reused = checked(cli.invoke(app, ["audit", "list", "--type", "workflow.tool.reused", "--json"]))
-    assert len(reused) == (0 if kill_at.startswith("before_tool") else 1)
-    verified = cli.invoke(app, ["audit", "verify"])
-    assert verified.exit_code == 0, verified.output
+    assert calls["pay"]["status"] == "done" and calls["pay"]["executions"] == 2
+    assert Counter(e["payload"]["step"] for e in audit(run["id"], "workflow.step.done")) == {
+        "pay": 1,
+        "after": 1,
+    }
+    audit_verifies()

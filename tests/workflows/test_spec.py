@@ -21,7 +21,7 @@ from workbench import (  # noqa: F401 - fixtures
 from janus_stack.agents import AgentRegistry, SpecError, Toolbox
 from janus_stack.cli import app
 from janus_stack.workflows import expressions
-from janus_stack.workflows.spec import validate_file
+from janus_stack.workflows.checks import validate_file
 
 AGENT = "name: helper\ninstructions: help\n"
 

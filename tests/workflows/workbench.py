@@ -12,8 +12,9 @@ import pytest
 from janus_stack.agents import AgentRegistry, FunctionTool, Toolbox
 from janus_stack.config import load_settings
 from janus_stack.context import Janus
+from janus_stack.workflows.checks import validate_file
 from janus_stack.workflows.runs import Runs
-from janus_stack.workflows.spec import WorkflowSpec, validate_file
+from janus_stack.workflows.spec import WorkflowSpec
 
 
 def write(path: Path, text: str) -> Path:

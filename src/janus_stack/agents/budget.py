@@ -6,8 +6,10 @@ charges its run's meter too), so the first limit reached stops the work
 with a :class:`BudgetExceededError` naming which budget and by how much.
 
 Cost comes from a :class:`PriceTable` (USD per million tokens by model
-name). Local models cost 0: the ``none``/``extractive``/``llamacpp``
-providers and any server on the loopback interface.
+name); a model the table does not name costs 0. Local models cost 0 too
+(the ``none``/``extractive``/``llamacpp`` providers and any server on the
+loopback interface) unless their entry says ``local = true``, for a team
+that charges its own hardware per token.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class BudgetExceededError(JanusError):
 class Price:
     prompt_per_million: float
     completion_per_million: float
+    local: bool = False  # charge this price even when the model runs locally
 
 
 class PriceTable:
@@ -49,6 +52,7 @@ class PriceTable:
     [models."gpt-4o-mini"]
     prompt = 0.15        # USD per million prompt tokens
     completion = 0.60
+    # local = true       # charge it even when served locally (default: local is free)
     """
 
     def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
@@ -64,13 +68,17 @@ class PriceTable:
             raise ConfigError(f"{path}: cannot be read as TOML: {exc}") from exc
         prices: dict[str, Price] = {}
         for name, entry in (data.get("models") or {}).items():
+            problem = ConfigError(
+                f"{path}: models.{name} needs numbers 'prompt' and 'completion' "
+                "(USD per million tokens) and, optionally, local = true or false"
+            )
+            local = entry.get("local", False) if isinstance(entry, dict) else None
+            if not isinstance(local, bool):
+                raise problem
             try:
-                prices[name] = Price(float(entry["prompt"]), float(entry["completion"]))
+                prices[name] = Price(float(entry["prompt"]), float(entry["completion"]), local)
             except (KeyError, TypeError, ValueError) as exc:
-                raise ConfigError(
-                    f"{path}: models.{name} needs numbers 'prompt' and 'completion' "
-                    "(USD per million tokens)"
-                ) from exc
+                raise problem from exc
         return cls(prices)
 
     @staticmethod
@@ -80,10 +88,8 @@ class PriceTable:
         return scheme in LOCAL_SCHEMES or (parts.hostname or "") in LOCAL_HOSTS or not provider
 
     def cost(self, provider: str, model: str, prompt_tokens: int, completion_tokens: int) -> float:
-        if self.is_local(provider):
-            return 0.0
         price = self.prices.get(model)
-        if price is None:
+        if price is None or (self.is_local(provider) and not price.local):
             return 0.0
         return (
             prompt_tokens * price.prompt_per_million

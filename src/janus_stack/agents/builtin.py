@@ -4,6 +4,12 @@ objects.read and agents.call.
 Each is a small class satisfying :class:`~janus_stack.agents.tools.Tool`.
 Heavy helpers (the retriever, the answerer, the ingestor) are built once
 per run and kept in ``ToolContext.cache``.
+
+All of them are idempotent: the reads trivially, ``documents.ingest``
+because an unchanged file is skipped by content hash, ``memory.remember``
+because a fact is stored under the hash of its author, title and text (so
+the same fact twice is one document), and ``agents.call`` because the
+called agent's own tool calls are journaled and answered from the journal.
 """
 
 from __future__ import annotations
@@ -11,11 +17,14 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from janus_stack.agents.tools import Access, Tool, ToolContext, ToolRefusedError
 from janus_stack.errors import InvalidInputError
 from janus_stack.ids import check_tenant
+
+if TYPE_CHECKING:
+    from janus_stack.agents.manifest import AgentManifest
 
 MAX_OBJECT_BYTES = 1_000_000
 _TAGS = {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 20}
@@ -48,6 +57,7 @@ class MemorySearch:
     name = "memory.search"
     description = "Search the memory (hybrid: vectors, keywords, graph); returns cited passages."
     access: Access = "read"
+    idempotent = True
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -81,6 +91,7 @@ class MemoryAsk:
     name = "memory.ask"
     description = "Answer a question from the memory, citing the passages it rests on."
     access: Access = "read"
+    idempotent = True
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -126,8 +137,12 @@ def _ingest(
     from janus_stack.ingest.pipeline import IngestOptions, Ingestor  # noqa: PLC0415 - heavy
 
     janus = context.janus
-    options = IngestOptions(entities=entities)
-    report = Ingestor(janus, janus.embedder, options).ingest(paths, tenant=tenant, tags=tags)
+    ingestor: Ingestor = _cached(
+        context,
+        f"ingestor:{entities}",
+        lambda: Ingestor(janus, janus.embedder, IngestOptions(entities=entities)),
+    )
+    report = ingestor.ingest(paths, tenant=tenant, tags=tags)
     summary: dict[str, Any] = report.as_dict()["summary"]
     return summary | {
         "failed": [f.error for f in report.failed],
@@ -139,6 +154,7 @@ class MemoryRemember:
     name = "memory.remember"
     description = "Store a fact in the memory as a small document, tagged with the agent."
     access: Access = "write"
+    idempotent = True
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -162,7 +178,7 @@ class MemoryRemember:
         path = folder / f"{digest}.md"
         path.write_text(f"# {title}\n\n{text}\n", encoding="utf-8")
         tags = {**dict(arguments.get("tags") or {}), "agent": author, "origin": "agent"}
-        summary = _ingest(context, [path], tenant, tags, entities=False)
+        summary = _ingest(context, [path], tenant, tags, entities=True)
         return {"source": str(path), "tenant": tenant, "tags": tags, **summary}
 
 
@@ -170,6 +186,7 @@ class DocumentsIngest:
     name = "documents.ingest"
     description = "Ingest files (under the working directory or JANUS_HOME) into the memory."
     access: Access = "write"
+    idempotent = True
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -208,6 +225,7 @@ class ObjectsRead:
     name = "objects.read"
     description = "Read a stored object (a raw file) by key, as text."
     access: Access = "read"
+    idempotent = True
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -241,6 +259,7 @@ class AgentsCall:
     name = "agents.call"
     description = "Ask another agent; it works within its own tools, scopes and budget."
     access: Access = "none"
+    idempotent = True
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -250,6 +269,20 @@ class AgentsCall:
         "required": ["agent", "input"],
         "additionalProperties": False,
     }
+
+    def refusal(self, agent: AgentManifest, arguments: dict[str, Any]) -> str | None:
+        """An agent reaches only the agents its manifest lists in ``calls``."""
+        target = arguments.get("agent")
+        if target in agent.calls:
+            return None
+        allowed = ", ".join(agent.calls) or "none"
+        return f"agent {agent.name!r} may not call agent {target!r} (its calls: {allowed})"
+
+    def model_parameters(self, agent: AgentManifest) -> dict[str, Any]:
+        """The arguments a model may fill: the agent to call is one of ``calls``."""
+        properties = dict(self.parameters["properties"])
+        properties["agent"] = {"enum": list(agent.calls)}
+        return {**self.parameters, "properties": properties}
 
     def call(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
         if context.call_agent is None:

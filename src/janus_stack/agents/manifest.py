@@ -6,6 +6,7 @@
       Answer from the memory only and cite every claim.
     model: default            # the llm slot; "none" = deterministic; or an llm slot URL
     tools: [memory.search, memory.ask]
+    calls: [summariser]       # the agents it may ask through agents.call
     memory:
       read:  {tenants: [default], tags: {project: apollo}}
       write: {tenants: [default]}          # omit: the agent writes nothing
@@ -14,14 +15,17 @@
 
 ``memory.read.tenants`` empty means "the tenant of the run". Tags in a scope
 are filters every read is confined to and labels every write carries.
+``calls`` is the scope of ``agents.call``: an agent reaches only the agents
+it names. ``model: {tool_choice: required}`` makes the first turn a tool call.
 Static checks beyond the schema (unknown tools, disallowed scopes) live in
 :func:`check_manifest`, which the registry runs at load.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -85,6 +89,7 @@ class ModelRef(BaseModel):
     provider: str = "default"
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_output_tokens: int = Field(default=512, ge=1, le=32_768)
+    tool_choice: Literal["auto", "required"] = "auto"
 
 
 class AgentManifest(BaseModel):
@@ -95,9 +100,18 @@ class AgentManifest(BaseModel):
     instructions: str = Field(min_length=1, max_length=50_000)
     model: ModelRef = Field(default_factory=ModelRef)
     tools: list[str] = Field(default_factory=list, max_length=50)
+    calls: list[str] = Field(default_factory=list, max_length=50)
     memory: MemoryScopes = Field(default_factory=MemoryScopes)
     budget: Budget = Field(default_factory=lambda: Budget(max_steps=DEFAULT_MAX_STEPS))
     cache: CachePolicy | None = None
+
+    @field_validator("calls")
+    @classmethod
+    def _agent_names(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not re.fullmatch(NAME_PATTERN, name)]
+        if bad:
+            raise ValueError(f"not agent names: {', '.join(map(repr, bad))}")
+        return value
 
     @field_validator("model", mode="before")
     @classmethod
@@ -159,6 +173,23 @@ def check_manifest(
                     "drop `cache` or the tool",
                 )
             )
+    if manifest.calls and "agents.call" not in manifest.tools:
+        problems.append(source.problem(("calls",), "`calls` needs agents.call in `tools`"))
+    if "agents.call" in manifest.tools and not manifest.calls:
+        index = manifest.tools.index("agents.call")
+        problems.append(
+            source.problem(
+                ("tools", index), "agents.call needs `calls`: the agents this one may ask"
+            )
+        )
+    if manifest.model.tool_choice == "required" and (not manifest.tools or manifest.max_steps < 2):
+        problems.append(
+            source.problem(
+                ("model", "tool_choice"),
+                "tool_choice required needs a tool and budget.max_steps of at least 2 "
+                "(a turn to call it, a turn to answer)",
+            )
+        )
     scopes = [("read", manifest.memory.read)]
     if manifest.memory.write is not None:
         scopes.append(("write", manifest.memory.write))

@@ -5,7 +5,11 @@ model answers with JSON constrained by a schema — ``{"action": TOOL,
 "arguments": {...}}`` or ``{"action": "final", "answer": "..."}`` — so even
 a random-weight model emits well-formed calls; llama.cpp turns the schema
 into a grammar, and strings are bounded by patterns so no answer runs off.
-Tool results go back to the model as the next message.
+Tool results go back to the model as the next message. The schema also
+steers the turns: the last turn allowed offers only the final answer, so
+an agent that used its turns on tools still answers instead of ending
+``budget_exceeded``; with ``model.tool_choice: required`` the first turn
+offers only the tools, so the agent consults them before answering.
 
 Without a model (``none://``, the default) the agent behaves
 deterministically: it asks the memory (``memory.ask``, else
@@ -27,10 +31,11 @@ from typing import Any
 from janus_stack.agents.budget import BudgetExceededError, Meter, PriceTable
 from janus_stack.agents.builtin import sentences
 from janus_stack.agents.manifest import AgentManifest
-from janus_stack.agents.tools import Toolbox, ToolRefusedError
+from janus_stack.agents.tools import Toolbox, ToolInterruptedError, ToolRefusedError
 from janus_stack.errors import InvalidInputError, JanusError
 from janus_stack.slots.llm import Finished, LanguageModel, ModelOutputError, TextDelta
 from janus_stack.slots.llm.types import estimate_prompt_tokens
+from janus_stack.telemetry import Telemetry
 
 MAX_PROMPT_CHARS = 2000
 MAX_RESULT_CHARS = 4000
@@ -39,6 +44,7 @@ FALLBACK_SENTENCES = 3
 # answer always closes its JSON within a few hundred tokens, whatever the model.
 MODEL_ARGUMENT_CHARS = 80
 MODEL_ANSWER_CHARS = 240
+MODEL_INTEGER_CHOICES = 100
 _MODEL_STRING = "^[A-Za-z0-9 ,.;:?!'()/_-]{1,%d}$"
 
 
@@ -56,6 +62,8 @@ class AgentResult:
     citations: list[dict[str, Any]] = field(default_factory=list)
     mode: str = "fallback"  # "llm" or "fallback"
     model: str = "none"
+    provider: str = "none"  # the redacted URL of the backend that answered last
+    fallbacks: list[str] = field(default_factory=list)  # providers a chain skipped, and why
     tool_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -67,6 +75,8 @@ class AgentResult:
             "citations": self.citations,
             "mode": self.mode,
             "model": self.model,
+            "provider": self.provider,
+            "fallbacks": self.fallbacks,
             "tool_calls": self.tool_calls,
         }
 
@@ -94,19 +104,23 @@ def _model_properties(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], li
             limit = min(int(spec.get("maxLength", MODEL_ARGUMENT_CHARS)), MODEL_ARGUMENT_CHARS)
             properties[name] = {"type": "string", "pattern": _MODEL_STRING % limit}
         elif kind == "integer":
-            properties[name] = {
-                "type": "integer",
-                "minimum": spec.get("minimum", 0),
-                "maximum": spec.get("maximum", 100),
-            }
+            # An enum, not minimum/maximum: a grammar enforces the choices, not the bounds.
+            low = int(spec.get("minimum", 0))
+            high = min(
+                int(spec.get("maximum", low + MODEL_INTEGER_CHOICES)), low + MODEL_INTEGER_CHOICES
+            )
+            properties[name] = {"enum": list(range(low, high + 1))}
         elif kind == "boolean":
             properties[name] = {"type": "boolean"}
     required = [n for n in parameters.get("required", []) if n in properties]
     return properties, required
 
 
-def action_schema(agent: AgentManifest, toolbox: Toolbox) -> dict[str, Any]:
-    """The JSON Schema of one model turn: a call of one of the agent's tools, or the answer."""
+def action_schema(
+    agent: AgentManifest, toolbox: Toolbox, *, answer: bool = True, tools: bool = True
+) -> dict[str, Any]:
+    """The JSON Schema of one model turn: a call of one of the agent's tools, or the answer
+    (``answer``/``tools`` False leave that option out; at least one must stay)."""
     final = {
         "type": "object",
         "properties": {
@@ -116,9 +130,12 @@ def action_schema(agent: AgentManifest, toolbox: Toolbox) -> dict[str, Any]:
         "required": ["action", "answer"],
         "additionalProperties": False,
     }
-    options: list[dict[str, Any]] = [final]
-    for name in agent.tools:
-        properties, required = _model_properties(toolbox.get(name).parameters)
+    options: list[dict[str, Any]] = [final] if answer or not agent.tools else []
+    for name in agent.tools if tools or not options else ():
+        tool = toolbox.get(name)
+        narrow = getattr(tool, "model_parameters", None)
+        parameters = narrow(agent) if callable(narrow) else tool.parameters
+        properties, required = _model_properties(parameters)
         options.append(
             {
                 "type": "object",
@@ -155,17 +172,23 @@ def system_prompt(agent: AgentManifest, toolbox: Toolbox) -> str:
 
 
 class AgentRunner:
-    """Runs agents for one engine; ``models`` resolves a manifest's model reference."""
+    """Runs agents for one engine; ``models`` resolves a manifest's model reference.
+
+    ``telemetry`` receives the cost of each model call (``janus_llm_cost_usd_total``).
+    """
 
     def __init__(
         self,
         toolbox: Toolbox,
         prices: PriceTable,
         models: Callable[[str], LanguageModel | None],
+        *,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.toolbox = toolbox
         self.prices = prices
         self.models = models
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
 
     def run(
         self,
@@ -218,14 +241,21 @@ class AgentRunner:
         result: AgentResult,
     ) -> AgentResult:
         text, citations = prompt_of(value)
-        schema = action_schema(agent, self.toolbox)
+        last = agent.max_steps - 1
+        required = agent.model.tool_choice == "required"
         messages = [
             {"role": "system", "content": system_prompt(agent, self.toolbox)},
             {"role": "user", "content": text[: MAX_PROMPT_CHARS * 4] or "(no input)"},
         ]
         result.citations, result.mode, result.model = citations, "llm", model.model
-        for _turn in range(agent.max_steps):
+        for turn in range(agent.max_steps):
             meter.step()
+            schema = action_schema(
+                agent,
+                self.toolbox,
+                answer=not (required and turn == 0),
+                tools=turn < last,
+            )
             data, raw = self._turn(agent, model, messages, schema, meter, io, result)
             if data is None:
                 messages += [
@@ -280,6 +310,8 @@ class AgentRunner:
                     parts.append(event.text)
                     io.emit(event.text)
                 elif isinstance(event, Finished):
+                    result.provider = event.completion.provider
+                    result.fallbacks.extend(event.completion.fallbacks)
                     self._charge(
                         event.completion.provider,
                         event.completion.model,
@@ -307,6 +339,7 @@ class AgentRunner:
         result: AgentResult,
     ) -> None:
         cost = self.prices.cost(provider, model, prompt, completion)
+        self.telemetry.llm_cost(provider, model, cost)
         result.prompt_tokens += prompt
         result.completion_tokens += completion
         result.cost += cost
@@ -315,7 +348,7 @@ class AgentRunner:
     def _call(self, io: AgentIO, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         try:
             return io.call_tool(name, arguments)
-        except BudgetExceededError:
+        except (BudgetExceededError, ToolInterruptedError):
             raise
         except (ToolRefusedError, InvalidInputError) as exc:
             return {"error": str(exc)}

@@ -12,6 +12,17 @@ its arguments, what it touches (``access``: ``read`` or ``write`` memory, or
 tool, that the tenant (and tags) the call reaches lie inside the agent's
 memory scopes, and validates the arguments; a refusal raises
 :class:`ToolRefusedError` and is appended to the event log.
+
+Optional attributes refine a tool: ``tenant_of(arguments, default)`` (the
+tenant a call reaches, when not ``arguments.tenant``), ``refusal(agent,
+arguments)`` (a tool's own scope rule: the reason to refuse, or None),
+``model_parameters(agent)`` (the argument schema offered to a model, e.g.
+narrowed to what the agent may reach) and ``idempotent``. An idempotent
+tool may safely get the same call twice (it deduplicates by content or by
+``ToolContext.idempotency_key``, or only reads): when the process running a
+call died before its result was journaled, the workflow engine re-issues
+the call with the same key only to an idempotent tool; any other call is
+marked ``interrupted`` for a person to check (see ``workflows.tool_calls``).
 """
 
 from __future__ import annotations
@@ -39,6 +50,10 @@ log = logging.getLogger(__name__)
 
 class ToolRefusedError(JanusError):
     """A tool call outside the agent's tools or memory scopes."""
+
+
+class ToolInterruptedError(JanusError):
+    """A call of a tool that is not idempotent was cut short by a crash; a person decides."""
 
 
 @dataclass
@@ -90,6 +105,11 @@ class Tool(Protocol):
     def call(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]: ...
 
 
+def is_idempotent(tool: Tool) -> bool:
+    """Whether a call the process died in may be issued again (``idempotent``, default no)."""
+    return bool(getattr(tool, "idempotent", False))
+
+
 def target_tenant(tool: Tool, arguments: Mapping[str, Any], default: str) -> str:
     """The tenant a call reaches: the tool's own rule (``tenant_of``) or ``arguments.tenant``."""
     rule = getattr(tool, "tenant_of", None)
@@ -103,9 +123,11 @@ def target_tenant(tool: Tool, arguments: Mapping[str, Any], default: str) -> str
 class FunctionTool:
     """A Python function as a tool; its signature becomes the argument schema.
 
-    A function may set ``janus_access = "read" | "write"`` (default ``none``)
-    and ``janus_context = True`` to receive the :class:`ToolContext` as
-    ``context=``. A non-dict result is returned as ``{"result": value}``.
+    A function may set ``janus_access = "read" | "write"`` (default ``none``),
+    ``janus_context = True`` to receive the :class:`ToolContext` as
+    ``context=`` and ``janus_idempotent = True`` when a repeated call with
+    the same ``context.idempotency_key`` is harmless. A non-dict result is
+    returned as ``{"result": value}``.
     """
 
     name: str
@@ -113,6 +135,7 @@ class FunctionTool:
     description: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)
     access: Access = "none"
+    idempotent: bool = False
 
     @classmethod
     def wrap(cls, name: str, function: Callable[..., Any]) -> FunctionTool:
@@ -147,7 +170,8 @@ class FunctionTool:
             raise InvalidInputError(f"tool {name!r}: janus_access must be read, write or none")
         schema = {"type": "object", "properties": properties, "required": required}
         doc = inspect.getdoc(function) or ""
-        return cls(name, function, doc.split("\n", 1)[0], schema, access)
+        idempotent = bool(getattr(function, "janus_idempotent", False))
+        return cls(name, function, doc.split("\n", 1)[0], schema, access, idempotent)
 
     def call(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
         extra = {"context": context} if getattr(self.function, "janus_context", False) else {}
@@ -161,10 +185,12 @@ def langchain_available() -> bool:
 
 @dataclass
 class LangChainTool:
-    """A LangChain ``BaseTool`` behind the Tool protocol (read-only unless told otherwise)."""
+    """A LangChain ``BaseTool`` behind the Tool protocol (touching no memory and not
+    idempotent unless told otherwise)."""
 
     inner: Any
     access: Access = "none"
+    idempotent: bool = False
     name: str = ""
     description: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)
@@ -284,6 +310,10 @@ class Toolbox:
             raise ToolRefusedError(f"agent {agent.name!r} may not call {name!r}: not in its tools")
         tool = self._tools[name]
         checked = dict(arguments)
+        rule = getattr(tool, "refusal", None)
+        reason = rule(agent, checked) if agent is not None and callable(rule) else None
+        if reason:
+            raise ToolRefusedError(reason)
         if tool.access == "none":
             return _validated(tool, checked)
         tenant = target_tenant(tool, checked, context.tenant)

@@ -35,6 +35,7 @@ from starlette.requests import HTTPConnection
 from janus_stack.api.errors import ForbiddenError, UnauthorizedError
 from janus_stack.api.keys import KeyRecord, Permission
 from janus_stack.api.state import ApiState, api_state
+from janus_stack.context import Janus
 from janus_stack.errors import JanusError, RateLimitedError
 from janus_stack.ids import check_tenant
 
@@ -99,19 +100,38 @@ async def _refuse(
         "client": request.client.host if request.client else None,
         **(extra or {}),
     }
+    await anyio.to_thread.run_sync(
+        lambda: append_refusal(
+            state.janus, actor="api", tenant=tenant, subject=subject, payload=payload
+        )
+    )
+    return error
+
+
+def append_refusal(
+    janus: Janus, *, actor: str, tenant: str, subject: str, payload: dict[str, Any]
+) -> None:
+    """Append an ``auth.refused`` event (the API's and ``janus mcp``'s refusals alike).
+
+    A log that cannot be written is reported and swallowed: the refusal stands either way.
+    """
     try:
-        await anyio.to_thread.run_sync(
-            lambda: state.janus.events.append(
-                tenant=tenant,
-                actor="api",
-                type="auth.refused",
-                subject=subject,
-                payload=payload,
-            )
+        janus.events.append(
+            tenant=tenant, actor=actor, type="auth.refused", subject=subject, payload=payload
         )
     except JanusError:
         log.exception("could not append an auth.refused event")
-    return error
+
+
+def permission_refusal(key: KeyRecord, permission: Permission) -> ForbiddenError | None:
+    """The 403 for a key whose role and scopes do not grant ``permission``; None if they do."""
+    if permission in key.permissions:
+        return None
+    return ForbiddenError(
+        f"role {key.role.value!r}"
+        + (f" with scopes {', '.join(key.scopes)}" if key.scopes else "")
+        + f" does not grant {permission.value!r}"
+    )
 
 
 async def authenticate(request: HTTPConnection) -> KeyRecord:
@@ -167,15 +187,12 @@ async def authorize(
     (FastAPI's ``Request`` dependencies do not apply to WebSocket connections).
     """
     state = api_state(request)
-    if permission not in key.permissions:
+    refusal = permission_refusal(key, permission)
+    if refusal is not None:
         raise await _refuse(
             state,
             request,
-            ForbiddenError(
-                f"role {key.role.value!r}"
-                + (f" with scopes {', '.join(key.scopes)}" if key.scopes else "")
-                + f" does not grant {permission.value!r}"
-            ),
+            refusal,
             "permission",
             tenant=key.tenant,
             subject=key.prefix,

@@ -4,9 +4,14 @@ The body is always::
 
     {"error": {"status": 404, "type": "not_found", "message": "...", "hint": "..."}}
 
+A 409 (``ConflictError``) also names what conflicted and its state, e.g.
+``"run": "<id>", "state": "done"``.
+
 ``JanusError`` subclasses map by class (the most specific first); request
-validation (wrong types, malformed JSON, invalid UTF-8) is a 422; anything
-else is a bug and a 500 whose body says only that (the traceback is logged).
+validation (wrong types, malformed JSON) is a 422, a JSON body that is not
+UTF-8 a 400, a body over the limit a 413 (``body_limit.py``); anything else
+is a bug and a 500 whose body says only that (the traceback is logged).
+``ERROR_RESPONSES`` declares the problem body in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from janus_stack.errors import (
     ClosedError,
     ConfigError,
+    ConflictError,
     HomeLockedError,
     IntegrityError,
     InvalidInputError,
@@ -57,6 +64,7 @@ STATUS: tuple[tuple[type[JanusError], int, str], ...] = (
     (PayloadTooLargeError, 413, "payload_too_large"),
     (InvalidInputError, 400, "invalid_input"),
     (NotFoundError, 404, "not_found"),
+    (ConflictError, 409, "conflict"),
     (RateLimitedError, 429, "rate_limited"),
     (ClosedError, 503, "closed"),
     (HomeLockedError, 503, "home_locked"),
@@ -64,6 +72,40 @@ STATUS: tuple[tuple[type[JanusError], int, str], ...] = (
     (ConfigError, 503, "config_error"),
     (IntegrityError, 500, "integrity_error"),
 )
+
+
+class ProblemDetail(BaseModel):
+    """What went wrong; some problems add fields (``details``, the conflicting ``state``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: int
+    type: str
+    message: str
+    hint: str | None = None
+
+
+class Problem(BaseModel):
+    """The body of every error response, declared in the OpenAPI document for each route."""
+
+    error: ProblemDetail
+
+
+_ERRORS = {
+    400: "Invalid input: the message names the field or value",
+    401: "No API key, or an unknown or revoked one",
+    403: "The key's role, scopes or tenant do not allow this",
+    404: "No such resource in this tenant",
+    409: "The resource is in a state that does not allow this",
+    413: "The body is over the server's limit",
+    422: "The request does not match this operation's parameters or body",
+    429: "Rate limited: retry after the Retry-After header's seconds",
+    503: "A store is unavailable or the server is shutting down",
+}
+# Every route shares these; a route declaring a status itself overrides it.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": text} for status, text in _ERRORS.items()
+}
 
 
 def problem(
@@ -85,14 +127,21 @@ def classify(exc: JanusError) -> tuple[int, str]:
     return 500, "janus_error"
 
 
-def janus_response(exc: JanusError) -> JSONResponse:
+def problem_for(exc: JanusError) -> dict[str, Any]:
+    """The problem body of an expected failure (HTTP answers and WebSocket refusals alike)."""
     status, name = classify(exc)
+    extra = exc.details if isinstance(exc, ConflictError) else {}
+    return problem(status, name, str(exc), exc.hint, **extra)
+
+
+def janus_response(exc: JanusError) -> JSONResponse:
+    status, _name = classify(exc)
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
     if isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = 'Bearer realm="janus"'
-    return JSONResponse(problem(status, name, str(exc), exc.hint), status, headers=headers)
+    return JSONResponse(problem_for(exc), status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
@@ -119,9 +168,18 @@ def install(app: FastAPI) -> None:
 
     async def on_http(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        names = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+        names = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }
+        message = str(exc.detail)
+        if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's "error parsing the body"
+            cause = exc.__cause__
+            message = f"the body is not valid UTF-8 ({cause.reason} at byte {cause.start})"
         return JSONResponse(
-            problem(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail)),
+            problem(exc.status_code, names.get(exc.status_code, "http_error"), message),
             exc.status_code,
             headers=dict(exc.headers or {}),
         )

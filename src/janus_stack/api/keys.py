@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -47,6 +47,7 @@ class Permission(StrEnum):
     RUNS_READ = "runs:read"
     RUNS_START = "runs:start"
     RUNS_CONTROL = "runs:control"
+    KEYS_MANAGE = "keys:manage"
     TENANTS_ANY = "tenants:any"
 
 
@@ -60,7 +61,8 @@ class Role(StrEnum):
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.WRITER: frozenset(Permission) - {P.EVENTS_VERIFY, P.SYSTEM_READ, P.TENANTS_ANY},
+    Role.WRITER: frozenset(Permission)
+    - {P.EVENTS_VERIFY, P.SYSTEM_READ, P.KEYS_MANAGE, P.TENANTS_ANY},
     Role.READER: frozenset(
         {P.DOCUMENTS_READ, P.DOCUMENTS_DOWNLOAD, P.MEMORY_READ, P.AGENTS_READ, P.RUNS_READ}
     ),
@@ -104,6 +106,14 @@ def check_scopes(role: Role, scopes: Iterable[str]) -> list[str]:
     return sorted(checked)
 
 
+def granted(role: Role, scopes: Collection[str]) -> frozenset[Permission]:
+    """What a key of ``role`` narrowed to ``scopes`` (none: the whole role) may do."""
+    permissions = ROLE_PERMISSIONS[role]
+    if not scopes:
+        return permissions
+    return permissions & {Permission(s) for s in scopes if s in _PERMISSION_NAMES}
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -123,10 +133,7 @@ class KeyRecord:
 
     @property
     def permissions(self) -> frozenset[Permission]:
-        granted = ROLE_PERMISSIONS[self.role]
-        if not self.scopes:
-            return granted
-        return granted & {Permission(s) for s in self.scopes if s in _PERMISSION_NAMES}
+        return granted(self.role, self.scopes)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -200,14 +207,18 @@ class KeyStore:
         with self.ledger.session() as session:
             return [KeyRecord.of(row) for row in session.scalars(statement)]
 
-    def revoke(self, key: str) -> KeyRecord:
-        """Revoke by ID or prefix (``jns_ab12cd34``); revoking twice is a no-op."""
+    def revoke(self, key: str, *, tenant: str | None = None) -> KeyRecord:
+        """Revoke by ID or prefix (``jns_ab12cd34``); revoking twice is a no-op.
+
+        With ``tenant`` only that tenant's keys are found (another's is "no API key").
+        """
         if not key or len(key) > 64:
             raise InvalidInputError("give a key ID or prefix from `janus keys list`")
+        statement = select(ApiKey).where(or_(ApiKey.id == key, ApiKey.prefix == key))
+        if tenant is not None:
+            statement = statement.where(ApiKey.tenant_id == check_tenant(tenant))
         with self.ledger.session() as session:
-            rows = list(
-                session.scalars(select(ApiKey).where(or_(ApiKey.id == key, ApiKey.prefix == key)))
-            )
+            rows = list(session.scalars(statement))
             if not rows:
                 raise NotFoundError(f"no API key {key!r}", hint="`janus keys list` shows them")
             if len(rows) > 1:

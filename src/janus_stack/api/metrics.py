@@ -1,6 +1,8 @@
-"""Prometheus metrics of one server process, in their own registry (no global state).
+"""Prometheus metrics of the HTTP layer, in the registry of the process's Telemetry.
 
-Exposed at ``/metrics`` in the text format; ``deploy/observability/`` has a
+Exposed at ``/metrics`` in the text format, together with the core's
+families (ingest stages, queue, language models, caches: see
+``janus_stack.telemetry.families``); ``deploy/observability/`` has a
 scrape config and a Grafana dashboard for exactly these names:
 
 * ``janus_http_request_duration_seconds{route,method,status}`` histogram;
@@ -36,10 +38,10 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class Metrics:
-    """The process's metrics; the server binds ``event_log`` to the log at start-up."""
+    """The HTTP layer's metrics; the server binds ``event_log`` to the log at start-up."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.active = 0
         self.http = Histogram(
             "janus_http_request_duration_seconds",

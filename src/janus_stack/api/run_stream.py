@@ -15,16 +15,20 @@ its status changes) and finally ``end`` (the record with its steps).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
 from janus_stack.api.state import ApiState
-from janus_stack.workflows.store import RunRecord, RunStore
+from janus_stack.workflows.store import RunRecord
 
 POLL_SECONDS = 0.15
 PAGE = 500
 SETTLE_SECONDS = 0.3  # the engine appends the final event just after the status
+# A cursor must fit the 64-bit columns it is compared with (ASCII digits only).
+MAX_CURSOR = 10**18 - 1
+_CURSOR = re.compile(r"([0-9]{1,18}):([0-9]{1,18})")
 
 
 @dataclass
@@ -38,20 +42,10 @@ class Cursor:
     @classmethod
     def parse(cls, text: str | None, event: int, token: int) -> Cursor:
         """``Last-Event-ID`` (``EVENT:TOKEN``) wins over the query parameters."""
-        if text:
-            left, _, right = text.partition(":")
-            if left.isdigit() and right.isdigit():
-                return cls(int(left), int(right))
+        found = _CURSOR.fullmatch(text) if text else None
+        if found:
+            return cls(int(found[1]), int(found[2]))
         return cls(event, token)
-
-
-def run_detail(store: RunStore, record: RunRecord) -> dict[str, Any]:
-    """A run with its steps, tool calls and feedback (``GET /v1/runs/{id}``)."""
-    data = record.as_dict()
-    data["steps"] = [s.as_dict() for s in store.steps(record.id).values()]
-    data["tool_calls"] = store.calls(record.id)
-    data["feedback"] = store.feedback(record.id)
-    return data
 
 
 def _poll(
@@ -91,7 +85,7 @@ async def run_updates(
                 await asyncio.sleep(SETTLE_SECONDS)
                 continue
             store = state.workbench.runs.store
-            yield "end", await state.guard.read(run_detail, store, record)
+            yield "end", await state.guard.read(store.detail, record)
             return
         settled = False
         await asyncio.sleep(POLL_SECONDS)

@@ -28,6 +28,8 @@ from janus_stack.ingest.pipeline import IngestOptions, Ingestor
 from janus_stack.ingest.spacy_extractor import SpacyEntityExtractor
 from janus_stack.retrieve.answer import Answerer
 from janus_stack.retrieve.search import Retriever
+from janus_stack.slots.queue.tasks import TaskStore
+from janus_stack.telemetry import Telemetry
 
 log = logging.getLogger("janus.api")
 
@@ -85,14 +87,14 @@ class ApiState:
         assert self.work is not None, "the workbench opens with the state"
         return self.work
 
-    def answerer(self, *, k: int = 8) -> Answerer:
+    def answerer(self, *, k: int = 8, rounds: int = 2) -> Answerer:
         """An answerer for one request over the shared retriever.
 
         The retriever is shared so its entity linker's per-tenant name index
         (cached for a minute) serves every request; its only per-search
         state, ``last_entities``, is informational and not read here.
         """
-        return Answerer(self.janus, retriever=self.retriever, k=k)
+        return Answerer(self.janus, retriever=self.retriever, k=k, max_rounds=rounds)
 
     @property
     def uploads_dir(self) -> Path:
@@ -112,12 +114,15 @@ class ApiState:
         return ingestor
 
 
-def open_state(settings: Settings, options: ServerOptions, metrics: Metrics) -> ApiState:
+def open_state(
+    settings: Settings, options: ServerOptions, metrics: Metrics, telemetry: Telemetry
+) -> ApiState:
     """Open the context (and, with ``warm``, every slot and model) for a server process."""
-    janus = Janus(settings)
+    janus = Janus(settings, telemetry=telemetry)
     try:
         ledger = janus.ledger
         metrics.event_log.set_function(lambda: _event_log_length(janus))
+        telemetry.watch_queue(TaskStore(ledger).depth)
         extractor = SpacyEntityExtractor()
         query_extractor = LockedExtractor(SpacyEntityExtractor(relations=False))
         state = ApiState(

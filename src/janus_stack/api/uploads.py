@@ -4,7 +4,10 @@ The body is read as a stream and counted; past ``max_upload_bytes`` (plus a
 little room for the multipart framing) the upload stops with 413, before
 the rest is read. A ``Content-Length`` over the limit is refused before a
 single byte is read. Starlette's parser spools the file part to a temporary
-file (in memory up to 1 MiB), which the ingest then reads.
+file (in memory up to 1 MiB), from which the route streams it into the
+objects slot in bounded chunks. Text fields and part names must be valid in
+the body's charset (UTF-8 unless it says otherwise): Starlette would quietly
+read broken bytes as Latin-1, so a mangled tag would be stored as sent.
 """
 
 from __future__ import annotations
@@ -24,6 +27,30 @@ FRAMING_SLACK = 64 * 1024
 MAX_NAME_BYTES = 255
 MAX_FIELDS = 40
 _TAG_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
+
+
+class _StrictParser(MultiPartParser):
+    """Starlette's multipart parser, refusing names and text fields its charset cannot read."""
+
+    def _require_decodable(self, data: bytes | bytearray, what: str) -> None:
+        try:
+            bytes(data).decode(self._charset or "utf-8")
+        except UnicodeDecodeError as exc:
+            raise MultiPartException(
+                f"{what} is not valid {self._charset or 'utf-8'} ({exc.reason} at byte {exc.start})"
+            ) from None
+
+    def on_headers_finished(self) -> None:
+        disposition = self._current_part.content_disposition or b""
+        self._require_decodable(disposition, "a part's name or file name")
+        super().on_headers_finished()
+
+    def on_part_end(self) -> None:
+        if self._current_part.file is None:
+            self._require_decodable(
+                self._current_part.data, f"form field {self._current_part.field_name!r}"
+            )
+        super().on_part_end()
 
 
 @dataclass
@@ -113,7 +140,7 @@ async def receive_upload(request: Request, max_bytes: int) -> Upload:
                 )
             yield chunk
 
-    parser = MultiPartParser(request.headers, counted(), max_files=1, max_fields=MAX_FIELDS)
+    parser = _StrictParser(request.headers, counted(), max_files=1, max_fields=MAX_FIELDS)
     try:
         form = await parser.parse()
     except MultiPartException as exc:

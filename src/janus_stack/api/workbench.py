@@ -33,14 +33,15 @@ from janus_stack.api.guard import ReadWriteLock
 from janus_stack.context import Janus
 from janus_stack.errors import InvalidInputError, JanusError, NotFoundError
 from janus_stack.ingest.enqueue import queued_mode
+from janus_stack.workflows.catalog import WORKFLOW_SUFFIXES, workflow_files
+from janus_stack.workflows.checks import check_workflow
 from janus_stack.workflows.hooks import HookChain, entry_point_hooks
 from janus_stack.workflows.runs import Runs
-from janus_stack.workflows.spec import WorkflowSpec, check_workflow, load_workflow
+from janus_stack.workflows.spec import WorkflowSpec, load_workflow
 from janus_stack.workflows.store import RUNNING
 
 log = logging.getLogger("janus.api")
 
-WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
 SHUTDOWN_GRACE_SECONDS = 20.0
 _held = threading.local()
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -111,17 +112,13 @@ class Workbench:
                 path = directory / f"{name}{suffix}"
                 if path.is_file():
                     return self._checked_file(path)
-        for directory in self.workflow_dirs:  # a file whose spec carries that name
-            if not directory.is_dir():
+        for path in workflow_files(self.workflow_dirs):  # a file whose spec carries that name
+            try:
+                _source, spec = load_workflow(path)
+            except SpecError:
                 continue
-            for path in sorted(directory.iterdir()):
-                if path.suffix in WORKFLOW_SUFFIXES and path.is_file():
-                    try:
-                        _source, spec = load_workflow(path)
-                    except SpecError:
-                        continue
-                    if spec.name == name:
-                        return self._checked_file(path)
+            if spec.name == name:
+                return self._checked_file(path)
         where = ", ".join(str(d) for d in self.workflow_dirs) or "no directory"
         raise NotFoundError(
             f"no workflow named {name!r} in {where}",

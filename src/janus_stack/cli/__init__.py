@@ -19,6 +19,7 @@ from janus_stack.cli import (
     eval_cmd,
     ingest,
     keys,
+    mcp_cmd,
     models,
     quickstart,
     runs,
@@ -60,6 +61,7 @@ app.add_typer(runs.app, name="runs")
 app.command("run")(runs.run)
 app.command("eval")(eval_cmd.eval_command)
 app.command("serve")(serve.serve)
+app.command("mcp")(mcp_cmd.mcp)
 
 
 @app.callback()
@@ -100,8 +102,27 @@ def _global_options(
     llm_url: Annotated[
         str | None, typer.Option("--llm-url", help="Language model URL (none:// = no model).")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="JANUS_SERVER",
+            help="Run the data commands against this `janus serve` (http://host:port).",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="JANUS_API_KEY",
+            help="API key for --server: the token, env:NAME or file:PATH.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = CLIState(
+        server=server or None,
+        api_key=api_key or None,
         overrides={
             "home": home,
             "tenant": tenant,
@@ -115,7 +136,7 @@ def _global_options(
             "cache_url": cache_url,
             "embeddings_url": embeddings_url,
             "llm_url": llm_url,
-        }
+        },
     )
 
 

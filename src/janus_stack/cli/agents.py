@@ -17,6 +17,7 @@ from janus_stack.agents import AgentRegistry, Toolbox
 from janus_stack.agents.registry import SUFFIXES, agent_directories
 from janus_stack.agents.sourcefile import Problem, read_file
 from janus_stack.agents.sourcefile import SpecError as _SpecError
+from janus_stack.cli._backend import open_backend
 from janus_stack.cli._common import JsonFlag, print_json, state, stdout
 from janus_stack.config import Settings
 
@@ -50,42 +51,27 @@ def list_agents(
     ctx: typer.Context, agents_dir: AgentsDirOption = None, as_json: JsonFlag = False
 ) -> None:
     """Every agent with its model, tools and scopes; invalid files are flagged."""
-    registry, toolbox = workbench(state(ctx).settings(), agents_dir)
-    entries = registry.refresh()
+    with open_backend(ctx) as backend:
+        listed = backend.agents(agents_dir or [])
     if as_json:
-        print_json(
-            {
-                "directories": [str(d) for d in registry.directories],
-                "agents": [
-                    {**e.manifest.summary(), "file": str(e.path), "valid": e.valid}
-                    for e in entries
-                    if e.manifest is not None
-                ],
-                "invalid": [
-                    {"file": str(e.path), "problems": [p.as_dict() for p in e.problems]}
-                    for e in entries
-                    if not e.valid
-                ],
-                "tool_plugin_problems": toolbox.problems,
-            }
-        )
+        print_json(listed)
         return
-    table = Table(title=f"{len(entries)} agent file(s)")
+    described = {entry["file"] for entry in listed["agents"]}
+    unreadable = [entry for entry in listed["invalid"] if entry["file"] not in described]
+    table = Table(title=f"{len(listed['agents']) + len(unreadable)} agent file(s)")
     for column in ("name", "model", "tools", "reads", "writes", "file"):
         table.add_column(column, overflow="fold")
-    for entry in entries:
-        if entry.manifest is None:
-            table.add_row("[red]invalid[/]", "", "", "", "", str(entry.path))
-            continue
-        summary = entry.manifest.summary()
+    for summary in listed["agents"]:
         table.add_row(
-            summary["name"] + ("" if entry.valid else " [red](invalid)[/]"),
+            escape(summary["name"]) + ("" if summary["valid"] else " [red](invalid)[/]"),
             summary["model"],
             ", ".join(summary["tools"]),
             ", ".join(summary["reads"]),
             ", ".join(summary["writes"]) or "-",
-            str(entry.path),
+            summary["file"],
         )
+    for entry in unreadable:
+        table.add_row("[red]invalid[/]", "", "", "", "", entry["file"])
     stdout().print(table)
 
 
@@ -97,18 +83,18 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """One agent's whole manifest."""
-    registry, _toolbox = workbench(state(ctx).settings(), agents_dir)
-    manifest = registry.get(name)
-    data = manifest.model_dump(mode="json")
+    with open_backend(ctx) as backend:
+        data = backend.agent(name, agents_dir or [])
     if as_json:
         print_json(data)
         return
     console = stdout()
-    console.print(f"[bold]{manifest.name}[/] — {escape(manifest.description)}")
-    console.print(f"model: {manifest.model.provider}; tools: {', '.join(manifest.tools) or '-'}")
-    console.print(f"memory: {data['memory']}")
-    console.print(f"budget: {data['budget']}")
-    console.print(escape(manifest.instructions))
+    console.print(f"[bold]{escape(data['name'])}[/] — {escape(data['description'])}")
+    tools = ", ".join(data["tools"]) or "-"
+    console.print(f"model: {escape(data['model']['provider'])}; tools: {escape(tools)}")
+    console.print(escape(f"memory: {data['memory']}"))
+    console.print(escape(f"budget: {data['budget']}"))
+    console.print(escape(data["instructions"]))
 
 
 @app.command("validate")

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from janus_stack.cli._common import JsonFlag, print_json, state, stderr, stdout
+from janus_stack.cli._backend import open_backend
+from janus_stack.cli._common import JsonFlag, print_json, stderr, stdout
+from janus_stack.errors import JanusError
 from janus_stack.retrieve import Filters
-from janus_stack.retrieve.answer import Answer, Answerer
 from janus_stack.retrieve.evidence import MAX_ROUNDS
 from janus_stack.retrieve.filters import FIELDS
-from janus_stack.retrieve.memory import TopicMemory, recall
 from janus_stack.retrieve.types import MAX_K, check_k, check_query
 
 FilterOption = Annotated[
@@ -41,11 +41,10 @@ def ask(
     """Answer a question from the memory, citing the chunks it rests on."""
     text, count = check_query(question), check_k(k)
     checked = Filters.parse(filters or [])
-    with state(ctx).janus() as janus:
-        answerer = Answerer(janus, k=count, max_rounds=rounds)
-        final: Answer | None = None
-        console, progress = stdout(), stderr()
-        for event in answerer.stream(text, tenant=tenant, filters=checked.as_dict()):
+    final: dict[str, Any] | None = None
+    console, progress = stdout(), stderr()
+    with open_backend(ctx) as backend:
+        for event in backend.ask(text, tenant=tenant, filters=checked, k=count, rounds=rounds):
             if event.kind == "retrieval" and not as_json:
                 followed = event.data["followed_entities"]
                 note = f", followed {', '.join(followed)}" if followed else ""
@@ -62,9 +61,10 @@ def ask(
                 )
             elif event.kind == "answer":
                 final = event.data
-    assert final is not None
+    if final is None:
+        raise JanusError("the answer stream ended without an answer", hint="ask again")
     if as_json:
-        print_json(final.as_dict())
+        print_json(final)
         return
     _show_answer(final, printed=stream)
 
@@ -80,56 +80,60 @@ def memory(
     """Everything the memory holds about a topic: entity, relations, chunks, documents."""
     text, count = check_query(topic), check_k(k)
     checked = Filters.parse(filters or [])
-    with state(ctx).janus() as janus:
-        view = recall(janus, text, tenant=tenant, k=count, filters=checked.as_dict())
+    with open_backend(ctx) as backend:
+        view = backend.memory(text, tenant=tenant, filters=checked, k=count)
     if as_json:
-        print_json(view.as_dict())
+        print_json(view)
         return
     _show_memory(view)
 
 
-def _show_answer(answer: Answer, *, printed: bool) -> None:
+def _show_answer(answer: dict[str, Any], *, printed: bool) -> None:
     console = stdout()
     if printed:
         console.print()
     else:
-        style = "green" if answer.found else "yellow"
-        console.print(Panel(answer.text, title=answer.question, border_style=style))
-    for citation in answer.citations:
-        where = f", p. {citation.page}" if citation.page is not None else ""
+        style = "green" if answer["found"] else "yellow"
+        console.print(Panel(answer["answer"], title=answer["question"], border_style=style))
+    for citation in answer["citations"]:
+        document = citation["document"]
+        where = f", p. {citation['page']}" if citation["page"] is not None else ""
         console.print(
-            f"[bold][{citation.label}][/] {citation.title}{where} "
-            f"[dim]{citation.source} v{citation.version} · {citation.chunk_id}[/]"
+            f"[bold][{citation['label']}][/] {document['title']}{where} "
+            f"[dim]{document['source']} v{document['version']} · {citation['chunk_id']}[/]"
         )
-    for path in answer.paths:
-        console.print(f"[dim]graph:[/] {path.describe()}")
-    for flag in answer.flags:
+    for path in answer["graph_paths"]:
+        console.print(f"[dim]graph:[/] {path['text']}")
+    for flag in answer["flags"]:
         console.print(f"[yellow]warning:[/] {flag}")
 
 
-def _show_memory(view: TopicMemory) -> None:
+def _show_memory(view: dict[str, Any]) -> None:
     console = stdout()
-    if view.entity is None:
-        console.print(f"no entity named {view.topic!r}; the most relevant passages follow")
+    entity = view["entity"]
+    if entity is None:
+        console.print(f"no entity named {view['topic']!r}; the most relevant passages follow")
     else:
-        entity = view.entity
         console.print(
             f"[bold]{entity['name']}[/] ({entity['type']}), "
             f"mentioned in {entity['mentions']} chunk(s)"
         )
-    if view.neighbours:
+    if view["neighbours"]:
         table = Table(title="relations")
         for column in ("relation", "entity", "type", "supporting chunks"):
             table.add_column(column)
-        for n in view.neighbours:
-            arrow = f"-[{n.relation}]->" if n.direction == "out" else f"<-[{n.relation}]-"
-            table.add_row(arrow, n.name, n.type, str(len(n.chunk_ids)))
+        for n in view["neighbours"]:
+            relation = n["relation"]
+            arrow = f"-[{relation}]->" if n["direction"] == "out" else f"<-[{relation}]-"
+            table.add_row(arrow, n["name"], n["type"], str(len(n["chunk_ids"])))
         console.print(table)
     table = Table(title="passages", show_lines=True)
     table.add_column("document", max_width=32, overflow="fold")
     table.add_column("text", overflow="fold")
-    for hit in view.chunks:
-        table.add_row(f"{hit.title}\n[dim]{hit.chunk_id}[/]", hit.snippet)
+    for hit in view["chunks"]:
+        table.add_row(f"{hit['document']['title']}\n[dim]{hit['chunk_id']}[/]", hit["snippet"])
     console.print(table)
-    if view.documents:
-        console.print("documents: " + "; ".join(d["title"] or d["source"] for d in view.documents))
+    if view["documents"]:
+        console.print(
+            "documents: " + "; ".join(d["title"] or d["source"] for d in view["documents"])
+        )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from janus_stack.cli._common import JsonFlag, print_json, state, stdout
+from janus_stack.cli._backend import EventQuery, open_backend
+from janus_stack.cli._common import JsonFlag, print_json, stdout
 
 app = typer.Typer(help="Inspect and verify the audit/event log.", no_args_is_help=True)
 
@@ -25,7 +25,10 @@ def list_events(
         str | None, typer.Option("--subject", help="Only events about this subject.")
     ] = None,
     tenant: Annotated[
-        str | None, typer.Option("--tenant", help="Only events of this tenant.")
+        str | None,
+        typer.Option(
+            "--tenant", help="Only events of this tenant (with --server: the key's by default)."
+        ),
     ] = None,
     since: Annotated[
         datetime | None, typer.Option("--since", help="Not before (ISO-8601).")
@@ -38,31 +41,32 @@ def list_events(
     as_json: JsonFlag = False,
 ) -> None:
     """List events, oldest first; times without a zone are read as local time."""
-    with state(ctx).janus() as janus:
-        events = janus.events.query(
-            type=event_type,
-            actor=actor,
-            subject=subject,
-            tenant=tenant,
-            since=since.astimezone() if since else None,
-            until=until.astimezone() if until else None,
-            after_seq=after_seq,
-            limit=limit,
-        )
+    query = EventQuery(
+        type=event_type,
+        actor=actor,
+        subject=subject,
+        tenant=tenant,
+        since=since,
+        until=until,
+        after=after_seq,
+        limit=limit,
+    )
+    with open_backend(ctx) as backend:
+        events = backend.events(query)
     if as_json:
-        print_json([event.to_dict() for event in events])
+        print_json(events)
         return
     table = Table(title=f"{len(events)} events")
     for column in ("seq", "time", "tenant", "actor", "type", "subject"):
         table.add_column(column, overflow="fold")
     for event in events:
         table.add_row(
-            str(event.seq),
-            event.time.isoformat(timespec="seconds"),
-            event.tenant,
-            event.actor,
-            event.type,
-            event.subject,
+            str(event["seq"]),
+            datetime.fromisoformat(event["time"]).isoformat(timespec="seconds"),
+            event["tenant"],
+            event["actor"],
+            event["type"],
+            event["subject"],
         )
     stdout().print(table)
 
@@ -70,16 +74,16 @@ def list_events(
 @app.command("verify")
 def verify(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Recompute the hash chain; exit 0 only when it is intact."""
-    with state(ctx).janus() as janus:
-        report = janus.events.verify()
+    with open_backend(ctx) as backend:
+        report = backend.verify_events()
     if as_json:
-        print_json(asdict(report))
-    elif report.ok:
-        stdout().print(f"[green]intact[/]: {report.checked} events verified")
+        print_json(report)
+    elif report["ok"]:
+        stdout().print(f"[green]intact[/]: {report['checked']} events verified")
     else:
         stdout().print(
-            f"[red]broken[/] at seq {report.first_broken_seq}: {report.reason} "
-            f"({report.checked} events checked)"
+            f"[red]broken[/] at seq {report['first_broken_seq']}: {report['reason']} "
+            f"({report['checked']} events checked)"
         )
-    if not report.ok:
+    if not report["ok"]:
         raise typer.Exit(1)

@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from janus_stack.cli._backend import open_backend
 from janus_stack.cli._common import JsonFlag, print_json, state, stdout
-from janus_stack.ops.inventory import list_documents, show_document, stats
+from janus_stack.ops.inventory import stats
 
 app = typer.Typer(help="List and inspect documents.", no_args_is_help=True)
 
@@ -23,11 +24,8 @@ def list_command(
     as_json: JsonFlag = False,
 ) -> None:
     """List documents: ID, title, source, version, status, chunk count."""
-    cli = state(ctx)
-    with cli.janus() as janus:
-        rows = list_documents(
-            janus, tenant or cli.settings().tenant, status=status, limit=limit, offset=offset
-        )
+    with open_backend(ctx) as backend:
+        rows = backend.documents(tenant=tenant, status=status, limit=limit, offset=offset)
     if as_json:
         print_json(rows)
         return
@@ -50,9 +48,8 @@ def show_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Show one document with its versions, stages and errors."""
-    cli = state(ctx)
-    with cli.janus() as janus:
-        data = show_document(janus, tenant or cli.settings().tenant, document_id)
+    with open_backend(ctx) as backend:
+        data = backend.document(document_id, tenant=tenant)
     if as_json:
         print_json(data)
         return

@@ -54,7 +54,8 @@ def eval_command(
         list[str] | None,
         typer.Option(
             "--weight",
-            help="Hybrid fusion weight, mode=number (dense, keyword, graph, rrf_k); repeatable.",
+            help="Hybrid fusion: mode=number (dense, keyword, graph, rrf_k) or "
+            "method=combsum|rrf; repeatable.",
         ),
     ] = None,
     qa: Annotated[

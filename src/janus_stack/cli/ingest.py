@@ -4,34 +4,21 @@ With the in-process queue (``inline://``, the default) ``janus ingest`` runs
 every stage itself behind Rich progress bars. With a broker queue it runs the
 producer stages (read, store, extract, chunk) and enqueues the projection for
 ``janus worker``; ``--wait`` then follows the workers until they finish.
+With ``--server`` each file is uploaded to the server, which ingests it
+before it answers; a progress bar counts the uploads.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from janus_stack.cli._common import JsonFlag, print_json, state, stderr, stdout
-from janus_stack.context import Janus
+from janus_stack.cli._backend import IngestRequest, open_backend
+from janus_stack.cli._common import JsonFlag, print_json, stdout
 from janus_stack.errors import InvalidInputError
-from janus_stack.ingest.documents import DocumentLedger
-from janus_stack.ingest.enqueue import ProjectionQueue, WaitOutcome, queued_mode
-from janus_stack.ingest.pipeline import IngestOptions, Ingestor, IngestReport
-from janus_stack.ingest.removal import delete_document
 from janus_stack.ingest.sources import expand_paths
-from janus_stack.ingest.tasks import register_ingest_tasks
 
 
 def _parse_tags(values: list[str]) -> dict[str, str]:
@@ -84,130 +71,46 @@ def ingest(
     With a broker queue the projection is enqueued for `janus worker`; with
     --wait, exit 1 also if a task ended dead.
     """
-    cli = state(ctx)
-    settings = cli.settings()
     tags = _parse_tags(tag or [])
     if not paths and not resume:
         raise InvalidInputError(
             "janus ingest needs at least one PATH", hint="or --resume to only finish old work"
         )
     files, missing = expand_paths(paths or [], recursive=recursive)
-    options = IngestOptions(entities=not no_entities, extractor=extractor, max_documents=limit)
-    outcome: WaitOutcome | None = None
-    with cli.janus() as janus:
-        tasks = None
-        if queued_mode(janus):
-            register_ingest_tasks(janus.handlers, janus)
-            tasks = ProjectionQueue(janus, entities=options.entities)
-        # A killed run leaves unfinished versions in the ledger: finish (or re-queue) them first.
-        resumed = Ingestor(janus, janus.embedder, options, projection_queue=tasks).resume()
-        report = ingest_with_progress(
-            janus,
-            files,
-            tenant=tenant or settings.tenant,
-            tags=tags,
-            options=options,
-            quiet=as_json,
-            projection_queue=tasks,
-        )
-        if tasks is not None and wait:
-            outcome = wait_with_progress(tasks, quiet=as_json)
-        queued = None if tasks is None else {"backend": tasks.backend, **tasks.work.as_dict()}
-    _show(report, missing, resumed, as_json, queued, outcome)
-    if report.failed or missing or (outcome is not None and outcome.dead):
+    request = IngestRequest(
+        files=files,
+        tenant=tenant,
+        tags=tags,
+        entities=not no_entities,
+        extractor=extractor,
+        resume=resume,
+        limit=limit,
+        wait=wait,
+        quiet=as_json,
+    )
+    with open_backend(ctx) as backend:
+        result = backend.ingest(request)
+    data = {"files": result["files"], "summary": result["summary"], "missing": missing}
+    data.update((key, value) for key, value in result.items() if key not in data)
+    _show(data, as_json)
+    waited = (data.get("queue") or {}).get("wait") or {}
+    if data["summary"].get("failed") or missing or waited.get("dead"):
         raise typer.Exit(1)
 
 
-def ingest_with_progress(
-    janus: Janus,
-    files: list[Path],
-    *,
-    tenant: str,
-    tags: dict[str, str],
-    options: IngestOptions,
-    quiet: bool,
-    projection_queue: ProjectionQueue | None = None,
-) -> IngestReport:
-    """Run an ingest with Rich progress bars for files, chunks embedded and documents.
-
-    With ``projection_queue`` the bars are files read and tasks enqueued.
-    """
-    with _progress(quiet) as progress:
-        tasks = {"file": progress.add_task("files", total=len(files))}
-        if projection_queue is None:
-            tasks["chunk"] = progress.add_task("chunks embedded", total=None)
-            tasks["document"] = progress.add_task("documents done", total=None)
-        else:
-            tasks["task"] = progress.add_task("tasks enqueued", total=None)
-
-        def advance(kind: str, amount: int) -> None:
-            if kind in tasks:
-                progress.advance(tasks[kind], amount)
-
-        ingestor = Ingestor(
-            janus, janus.embedder, options, progress=advance, projection_queue=projection_queue
-        )
-        return ingestor.ingest(files, tenant=tenant, tags=tags)
-
-
-def wait_with_progress(projection_queue: ProjectionQueue, *, quiet: bool) -> WaitOutcome:
-    """Follow the workers until every enqueued task is done or dead."""
-    work = projection_queue.work
-    if not quiet:
-        stderr().print(
-            f"waiting for `janus worker` to run {len(work.tasks)} tasks "
-            f"({projection_queue.backend} queue); Ctrl-C stops waiting, not the work"
-        )
-    with _progress(quiet) as progress:
-        task_bar = progress.add_task("tasks finished", total=len(work.tasks))
-        version_bar = progress.add_task("documents done", total=len(work.versions))
-
-        def update(tasks_ended: int, versions_finished: int) -> None:
-            progress.update(task_bar, completed=tasks_ended)
-            progress.update(version_bar, completed=versions_finished)
-
-        return projection_queue.wait(progress=update)
-
-
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description:>16}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr(),
-        disable=quiet,
-        transient=False,
-    )
-
-
-def _show(
-    report: IngestReport,
-    missing: list[str],
-    resumed: int,
-    as_json: bool,
-    queued: dict[str, Any] | None = None,
-    waited: WaitOutcome | None = None,
-) -> None:
-    data = report.as_dict()
-    data["missing"] = missing
-    data["resumed_versions"] = resumed
-    if queued is not None:
-        data["queue"] = {**queued, "wait": None if waited is None else waited.as_dict()}
+def _show(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
     console = stdout()
-    failed = report.failed
-    if failed or missing:
+    failed = [outcome for outcome in data["files"] if outcome["status"] == "failed"]
+    if failed or data["missing"]:
         table = Table(title="failed")
         table.add_column("path", overflow="fold")
         table.add_column("reason", overflow="fold")
         for outcome in failed:
-            table.add_row(outcome.path, outcome.error or "")
-        for argument in missing:
+            table.add_row(outcome["path"], outcome["error"] or "")
+        for argument in data["missing"]:
             table.add_row(argument, "no such file, directory or match")
         console.print(table)
     summary = data["summary"]
@@ -216,27 +119,28 @@ def _show(
         f"{summary.get('unchanged', 0)} unchanged, {summary.get('failed', 0)} failed; "
         f"{summary['documents']} documents, {summary['chunks']} new chunks"
     )
-    if queued is not None:
-        _show_queued(queued, waited)
+    if "queue" in data:
+        _show_queued(data["queue"])
 
 
-def _show_queued(queued: dict[str, Any], outcome: WaitOutcome | None) -> None:
+def _show_queued(queued: dict[str, Any]) -> None:
     console = stdout()
     console.print(
         f"enqueued {len(queued['tasks'])} tasks on the {queued['backend']} queue for "
         f"{queued['versions']} document versions ({queued['resumed_versions']} resumed)"
     )
+    outcome = queued["wait"]
     if outcome is None:
         if queued["tasks"]:
             console.print("`janus worker` runs them; `janus ingest --wait` follows them")
         return
     console.print(
-        f"workers finished {outcome.done} tasks; {outcome.versions_finished} of "
+        f"workers finished {outcome['done']} tasks; {outcome['versions_finished']} of "
         f"{queued['versions']} document versions done"
     )
-    if outcome.dead:
-        dead = ", ".join(outcome.dead)
-        console.print(f"[red]{len(outcome.dead)} tasks failed for good:[/] {dead}")
+    if outcome["dead"]:
+        dead = ", ".join(outcome["dead"])
+        console.print(f"[red]{len(outcome['dead'])} tasks failed for good:[/] {dead}")
 
 
 def delete(
@@ -246,19 +150,14 @@ def delete(
     as_json: JsonFlag = False,
 ) -> None:
     """Delete a document from every store, keeping what other documents still support."""
-    cli = state(ctx)
-    tenant_name = tenant or cli.settings().tenant
-    with cli.janus() as janus:
-        documents = DocumentLedger(janus.ledger)
-        targets = documents.documents_of_source(tenant_name, str(Path(target).resolve()))
-        reports = [
-            delete_document(janus, tenant_name, document_id) for document_id in targets or [target]
-        ]
+    with open_backend(ctx) as backend:
+        reports = backend.delete(target, tenant=tenant)
     if as_json:
-        print_json([report.__dict__ for report in reports])
+        print_json(reports)
         return
     for report in reports:
         stdout().print(
-            f"deleted {report.document_id}: {len(report.doc_ids_removed)} contributions removed, "
-            f"{len(report.doc_ids_kept)} kept (shared), {len(report.objects_removed)} objects"
+            f"deleted {report['document_id']}: {len(report['doc_ids_removed'])} contributions "
+            f"removed, {len(report['doc_ids_kept'])} kept (shared), "
+            f"{len(report['objects_removed'])} objects"
         )

@@ -2,18 +2,22 @@
 
 A key's token is printed once, at creation; only its sha256 is stored.
 These commands work while ``janus serve`` runs: they touch the ledger only,
-and the server notices a revocation within its key cache time (2 s).
+and the server notices a revocation within its key cache time (2 s). With
+``--server`` they go through ``/v1/keys`` with an admin key instead, and the
+server drops a revoked key at once.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from janus_stack.api.keys import KeyStore, Permission, Role
-from janus_stack.cli._common import JsonFlag, print_json, state, stderr, stdout
+from janus_stack.api.keys import Permission, Role
+from janus_stack.cli._backend import open_backend
+from janus_stack.cli._common import JsonFlag, print_json, stderr, stdout
 
 app = typer.Typer(help="Manage API keys for `janus serve`.", no_args_is_help=True)
 
@@ -37,23 +41,14 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a key; its token is shown once and cannot be recovered."""
-    with state(ctx).janus() as janus:
-        record, token = KeyStore(janus.ledger).create(
-            tenant=tenant, role=role, scopes=scopes or [], name=name
-        )
-        janus.events.append(
-            tenant=record.tenant,
-            actor="cli",
-            type="auth.key.created",
-            subject=record.prefix,
-            payload={"key_id": record.id, "role": record.role.value, "scopes": list(record.scopes)},
-        )
+    with open_backend(ctx) as backend:
+        created = backend.create_key(tenant=tenant, role=role, scopes=scopes or [], name=name)
     if as_json:
-        print_json({**record.as_dict(), "token": token})
+        print_json(created)
         return
-    stdout().print(token, soft_wrap=True)
+    stdout().print(created["token"], soft_wrap=True)
     stderr().print(
-        f"created key {record.prefix} ({record.role.value}) for tenant {record.tenant}; "
+        f"created key {created['prefix']} ({created['role']}) for tenant {created['tenant']}; "
         "store the token now, it is not shown again"
     )
 
@@ -66,24 +61,24 @@ def list_keys(
     as_json: JsonFlag = False,
 ) -> None:
     """List keys (never their tokens)."""
-    with state(ctx).janus() as janus:
-        records = KeyStore(janus.ledger).list(tenant=tenant, revoked=revoked)
+    with open_backend(ctx) as backend:
+        records = backend.keys(tenant=tenant, revoked=revoked)
     if as_json:
-        print_json([record.as_dict() for record in records])
+        print_json(records)
         return
     table = Table(title=f"{len(records)} API keys")
     for column in ("id", "prefix", "tenant", "role", "scopes", "name", "created", "revoked"):
         table.add_column(column, overflow="fold")
     for record in records:
         table.add_row(
-            record.id,
-            record.prefix,
-            record.tenant,
-            record.role.value,
-            ", ".join(record.scopes) or "(role)",
-            record.name,
-            record.created_at.isoformat(timespec="seconds"),
-            record.revoked_at.isoformat(timespec="seconds") if record.revoked_at else "",
+            record["id"],
+            record["prefix"],
+            record["tenant"],
+            record["role"],
+            ", ".join(record["scopes"]) or "(role)",
+            record["name"],
+            _seconds(record["created_at"]),
+            _seconds(record["revoked_at"]) if record["revoked_at"] else "",
         )
     stdout().print(table)
 
@@ -92,19 +87,22 @@ def list_keys(
 def revoke(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="Key ID or prefix (jns_xxxxxxxx).")],
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant", help="The key's tenant (with --server: the admin key's by default)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke a key; requests with it are refused from then on."""
-    with state(ctx).janus() as janus:
-        record = KeyStore(janus.ledger).revoke(key)
-        janus.events.append(
-            tenant=record.tenant,
-            actor="cli",
-            type="auth.key.revoked",
-            subject=record.prefix,
-            payload={"key_id": record.id},
-        )
+    with open_backend(ctx) as backend:
+        record = backend.revoke_key(key, tenant=tenant)
     if as_json:
-        print_json(record.as_dict())
+        print_json(record)
         return
-    stdout().print(f"revoked {record.prefix} ({record.role.value}, tenant {record.tenant})")
+    stdout().print(f"revoked {record['prefix']} ({record['role']}, tenant {record['tenant']})")
+
+
+def _seconds(moment: str) -> str:
+    return datetime.fromisoformat(moment).isoformat(timespec="seconds")

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from janus_stack.cli._common import JsonFlag, print_json, state, stdout
-from janus_stack.cli.ingest import ingest_with_progress
+from janus_stack.cli._progress import ingest_with_progress
 from janus_stack.errors import ConfigError
 from janus_stack.ingest.pipeline import IngestOptions
 from janus_stack.ops.facts import neighbours, path_between, top_entities

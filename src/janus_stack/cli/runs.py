@@ -6,32 +6,28 @@ with ``--json``, one final JSON object to stdout). With the in-process queue
 the run executes on this process's worker threads; with a broker queue a
 ``janus worker`` executes it and this command only follows the ledger.
 A killed ``janus run`` loses nothing: ``janus runs resume RUN_ID`` replays
-the finished steps from the ledger and continues.
+the finished steps from the ledger and continues. With ``--server`` the
+server runs it (a workflow file given here is posted as the spec) and this
+command follows its server-sent events.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from janus_stack.agents import PriceTable
+from janus_stack.cli._backend import Update, open_backend
 from janus_stack.cli._common import JsonFlag, print_json, state, stderr, stdout
-from janus_stack.cli.agents import AgentsDirOption, workbench
-from janus_stack.config import Settings
-from janus_stack.context import Janus
-from janus_stack.errors import InvalidInputError
-from janus_stack.workflows.hooks import HookChain, entry_point_hooks
-from janus_stack.workflows.runs import Runs
-from janus_stack.workflows.spec import find_workflow, validate_file
-from janus_stack.workflows.store import DONE, PAUSED, QUEUED, RUN_STATUSES, RUNNING
+from janus_stack.cli.agents import AgentsDirOption
+from janus_stack.errors import InvalidInputError, JanusError
+from janus_stack.workflows.store import DONE, PAUSED, RUN_STATUSES
 
-POLL_SECONDS = 0.1
 TenantOption = Annotated[str | None, typer.Option("--tenant", help="Tenant of the run.")]
 
 app = typer.Typer(help="Durable workflow runs: list, show, pause, resume, cancel, feedback.")
@@ -47,54 +43,29 @@ def _parse_inputs(values: list[str]) -> dict[str, Any]:
     return inputs
 
 
-def workflow_runs(janus: Janus, settings: Settings, agents_dir: list[Path] | None) -> Runs:
-    """The run service, its task registered on ``janus.handlers`` (``janus worker`` too)."""
-    registry, toolbox = workbench(settings, agents_dir)
-    runs = Runs(
-        janus,
-        registry,
-        toolbox,
-        prices=PriceTable.load(settings.home / "prices.toml"),
-        hooks=HookChain(entry_point_hooks()),
-    )
-    runs.register(janus.handlers)
-    return runs
-
-
-def _follow(janus: Janus, runs: Runs, run_id: str, *, quiet: bool) -> dict[str, Any]:
-    """Execute (inline queue) or watch (broker queue) until the run stops; return its record."""
-    queue = janus.queue
-    inline = janus.settings.slot_url("queue").scheme == "inline"
-    if inline:
-        queue.start(1)
-    seen: dict[str, str] = {}
-    last_token = 0
+def _follow(updates: Iterator[Update], *, quiet: bool) -> dict[str, Any]:
+    """Show step changes (stderr) and streamed text (stdout) until the run stops; its result."""
     progress, out = stderr(), stdout()
-    try:
-        while True:
-            run = runs.store.run(run_id)
-            if not quiet:
-                for key, record in runs.store.steps(run_id).items():
-                    if seen.get(key) != record.status:
-                        seen[key] = record.status
-                        who = f" ({record.agent})" if record.agent else ""
-                        progress.print(
-                            f"[dim]{record.status:>15}[/] {escape(key)} "
-                            f"[dim]{record.kind}{escape(who)} {record.latency_s:.3f}s[/]"
-                        )
-                for token_id, _key, text in runs.store.tokens(run_id, last_token):
-                    last_token = token_id
-                    out.print(escape(text), end="\n" if text.endswith("\n") else " ")
-            if run.status not in (QUEUED, RUNNING):
-                break
-            time.sleep(POLL_SECONDS)
-    finally:
-        if inline:
-            queue.stop()
-    final = runs.store.run(run_id)
-    result: dict[str, Any] = final.as_dict()
-    result["steps"] = [s.as_dict() for s in runs.store.steps(run_id).values()]
-    return result
+    for update in updates:
+        if update.kind == "end":
+            result: dict[str, Any] = update.data
+            return result
+        if quiet:
+            continue
+        if update.kind == "step":
+            step = update.data
+            who = f" ({step['agent']})" if step["agent"] else ""
+            progress.print(
+                f"[dim]{step['status']:>15}[/] {escape(step['key'])} "
+                f"[dim]{step['kind']}{escape(who)} {step['latency_s']:.3f}s[/]"
+            )
+        elif update.kind == "token":
+            text = str(update.data)
+            out.print(escape(text), end="\n" if text.endswith("\n") else " ")
+    raise JanusError(
+        "the run's updates stopped before it did",
+        hint="`janus runs show RUN_ID` shows where it stands",
+    )
 
 
 def _report(result: dict[str, Any], as_json: bool) -> None:
@@ -136,16 +107,12 @@ def run(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a workflow durably, streaming progress and tokens. Exit 1 unless done or paused."""
-    settings = state(ctx).settings()
-    registry, toolbox = workbench(settings, agents_dir)
-    spec = validate_file(find_workflow(workflow, settings.home), registry, toolbox)
     given = _parse_inputs(inputs or [])
-    with Janus(settings) as janus:
-        runs = workflow_runs(janus, settings, agents_dir)
-        run_id = runs.start(spec, given, tenant=tenant or settings.tenant)
+    with open_backend(ctx) as backend:
+        started = backend.runs.start(workflow, given, tenant=tenant, agents_dir=agents_dir or [])
         if not as_json:
-            stderr().print(f"run {run_id} of {spec.name} started")
-        result = _follow(janus, runs, run_id, quiet=as_json)
+            stderr().print(f"run {started['id']} of {started['workflow']} started")
+        result = _follow(backend.runs.follow(started["id"]), quiet=as_json)
     _report(result, as_json)
 
 
@@ -163,25 +130,24 @@ def list_runs(
     as_json: JsonFlag = False,
 ) -> None:
     """Runs, newest first."""
-    with state(ctx).janus() as janus:
-        from janus_stack.workflows.store import RunStore  # noqa: PLC0415
-
-        records = RunStore(janus.ledger).runs(tenant=tenant, status=status, limit=limit)
+    with open_backend(ctx) as backend:
+        records = backend.runs.list_runs(tenant=tenant, status=status, limit=limit)
     if as_json:
-        print_json([r.as_dict() for r in records])
+        print_json(records)
         return
     table = Table(title=f"{len(records)} run(s)")
     for column in ("id", "workflow", "tenant", "status", "tokens", "cost", "created"):
         table.add_column(column, overflow="fold")
     for r in records:
+        usage = r["usage"]
         table.add_row(
-            r.id,
-            r.workflow,
-            r.tenant,
-            r.status,
-            str(r.prompt_tokens + r.completion_tokens),
-            f"{r.cost:.6f}",
-            r.created_at.isoformat(timespec="seconds"),
+            r["id"],
+            r["workflow"],
+            r["tenant"],
+            r["status"],
+            str(usage["prompt_tokens"] + usage["completion_tokens"]),
+            f"{usage['cost']:.6f}",
+            datetime.fromisoformat(r["created_at"]).isoformat(timespec="seconds"),
         )
     stdout().print(table)
 
@@ -189,16 +155,8 @@ def list_runs(
 @app.command("show")
 def show(ctx: typer.Context, run_id: RunArg, as_json: JsonFlag = False) -> None:
     """A run with its steps, tool calls, feedback and streamed text."""
-    with state(ctx).janus() as janus:
-        from janus_stack.workflows.store import RunStore  # noqa: PLC0415
-
-        store = RunStore(janus.ledger)
-        record = store.find(run_id)
-        data = record.as_dict()
-        data["steps"] = [s.as_dict() for s in store.steps(record.id).values()]
-        data["tool_calls"] = store.calls(record.id)
-        data["feedback"] = store.feedback(record.id)
-        data["tokens"] = "".join(t for _i, _k, t in store.tokens(record.id, 0, 100_000))
+    with open_backend(ctx) as backend:
+        data = backend.runs.show(run_id)
     if as_json:
         print_json(data)
         return
@@ -232,19 +190,15 @@ def show(ctx: typer.Context, run_id: RunArg, as_json: JsonFlag = False) -> None:
 
 
 def _steer(ctx: typer.Context, run_id: str, action: str, as_json: bool, text: str = "") -> None:
-    settings = state(ctx).settings()
-    with Janus(settings) as janus:
-        runs = workflow_runs(janus, settings, None)
-        if action == "pause":
-            record = runs.pause(run_id)
-        elif action == "cancel":
-            record = runs.cancel(run_id)
+    with open_backend(ctx) as backend:
+        if action == "feedback":
+            record = backend.runs.feedback(run_id, text)
         else:
-            record = runs.feedback(run_id, text)
+            record = backend.runs.steer(run_id, action)
     if as_json:
-        print_json(record.as_dict())
+        print_json(record)
     else:
-        stdout().print(f"run {record.id}: {action} recorded (status {record.status})")
+        stdout().print(f"run {record['id']}: {action} recorded (status {record['status']})")
 
 
 @app.command("pause")
@@ -275,16 +229,24 @@ def resume(
     ctx: typer.Context,
     run_id: RunArg,
     agents_dir: AgentsDirOption = None,
+    rerun_interrupted: Annotated[
+        bool,
+        typer.Option(
+            "--rerun-interrupted",
+            help="Run again the tool calls a crash interrupted (tools that are not "
+            "idempotent); check their effect first.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Continue a paused, failed or interrupted run; finished steps are not repeated."""
-    settings = state(ctx).settings()
-    with Janus(settings) as janus:
-        runs = workflow_runs(janus, settings, agents_dir)
-        record = runs.resume(run_id)
+    with open_backend(ctx) as backend:
+        record = backend.runs.resume(
+            run_id, agents_dir=agents_dir or [], rerun_interrupted=rerun_interrupted
+        )
         if not as_json:
-            stderr().print(f"run {record.id} resumed (segment {record.segments})")
-        result = _follow(janus, runs, record.id, quiet=as_json)
+            stderr().print(f"run {record['id']} resumed (segment {record['segments']})")
+        result = _follow(backend.runs.follow(record["id"]), quiet=as_json)
     _report(result, as_json)
 
 

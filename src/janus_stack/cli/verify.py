@@ -10,8 +10,8 @@ from rich.table import Table
 from janus_stack.cli._common import JsonFlag, print_json, state, stdout
 from janus_stack.ops.repair import RepairActions
 from janus_stack.ops.repair import repair as run_repair
-from janus_stack.ops.verify import Finding, TenantReport, VerifyReport
 from janus_stack.ops.verify import verify as run_verify
+from janus_stack.ops.verify_report import Finding, TenantReport, VerifyReport
 
 TenantOption = Annotated[
     str | None, typer.Option("--tenant", help="Only this tenant (default: every tenant).")

@@ -13,6 +13,11 @@ run out. On SIGINT/SIGTERM the worker stops taking messages, lets running
 tasks finish (up to ``--grace`` seconds; an unfinished one is re-run by the
 next worker), closes every store and exits 0.
 
+``--metrics-port`` serves the worker's Prometheus metrics (task outcomes,
+queue depth, ingest stages, model calls) at ``/metrics`` on that port
+(``--metrics-host``, default 127.0.0.1); with ``otel_endpoint`` set, the
+tasks' spans continue the traces of the requests that queued them.
+
 ``--json`` prints one JSON object per line: ``started`` and ``stopped``.
 """
 
@@ -27,14 +32,17 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from prometheus_client import start_http_server
 
 from janus_stack.cli._common import JsonFlag, state, stderr
+from janus_stack.cli._local_runs import workflow_runs
 from janus_stack.cli.agents import AgentsDirOption
-from janus_stack.cli.runs import workflow_runs
 from janus_stack.context import Janus
 from janus_stack.errors import ConfigError
 from janus_stack.ingest.tasks import locks_are_shared, register_ingest_tasks
 from janus_stack.slots.queue import TaskHandlers
+from janus_stack.slots.queue.tasks import TaskStore
+from janus_stack.telemetry import Telemetry
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -50,6 +58,15 @@ def worker(
         float,
         typer.Option("--grace", min=0, help="Seconds running tasks get to finish on stop."),
     ] = 30.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port", min=0, max=65535, help="Serve Prometheus /metrics on this port."
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Interface for --metrics-port.")
+    ] = "127.0.0.1",
     as_json: JsonFlag = False,
 ) -> None:
     """Run queued ingestion and workflow tasks until SIGINT or SIGTERM (needs a broker queue)."""
@@ -69,13 +86,20 @@ def worker(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     handlers = TaskHandlers()
+    telemetry = Telemetry.from_settings(settings, service="janus-worker")
     try:
-        with Janus(settings, handlers) as janus:
+        with Janus(settings, handlers, telemetry=telemetry) as janus:
             tasks = register_ingest_tasks(handlers, janus)
             workflow_runs(janus, settings, agents_dir)
             tasks.warm_up()
             queue = janus.queue
             shared = locks_are_shared(janus)
+            exporter = None
+            if metrics_port is not None:
+                telemetry.watch_queue(TaskStore(janus.ledger).depth)
+                exporter, _thread = start_http_server(
+                    metrics_port, addr=metrics_host, registry=telemetry.registry
+                )
             if not stop.is_set():
                 queue.start(workers)
                 _announce(
@@ -89,6 +113,9 @@ def worker(
                         "tasks": handlers.names(),
                         "home_lock": janus.home_lock.held,
                         "locks_shared": shared,
+                        "metrics": None
+                        if exporter is None
+                        else f"http://{metrics_host}:{exporter.server_port}/metrics",
                     },
                 )
                 if not shared:
@@ -100,6 +127,9 @@ def worker(
                 while not stop.wait(0.5):
                     pass
                 queue.stop(timeout=grace)
+            if exporter is not None:
+                exporter.shutdown()
+                exporter.server_close()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -115,7 +145,9 @@ def _announce(as_json: bool, status: str, details: dict[str, Any]) -> None:
         stderr().print(
             f"janus worker {details['pid']}: {details['workers']} threads on the "
             f"{details['backend']} queue at {details['queue']}; tasks: "
-            f"{', '.join(details['tasks'])}. Ctrl-C stops."
+            f"{', '.join(details['tasks'])}"
+            + (f"; metrics at {details['metrics']}" if details["metrics"] else "")
+            + ". Ctrl-C stops."
         )
     else:
         stderr().print(f"janus worker {details['pid']}: stopped")

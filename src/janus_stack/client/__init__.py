@@ -19,6 +19,7 @@ body (see ``_errors``). Both clients build every call in ``_core``.
 from janus_stack.client._async import AsyncJanusClient
 from janus_stack.client._errors import (
     BadRequestError,
+    ConflictError,
     ForbiddenError,
     JanusAPIError,
     NotFoundError,
@@ -37,6 +38,7 @@ __all__ = [
     "AsyncJanusClient",
     "AsyncRunSocket",
     "BadRequestError",
+    "ConflictError",
     "ForbiddenError",
     "JanusAPIError",
     "JanusClient",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -137,9 +137,16 @@ class AsyncJanusClient:
         """Delete a document from every store."""
         return _object(await self._send(core.delete_document(document_id, tenant=tenant)))
 
-    async def memory(self, topic: str, *, k: int = 8, tenant: str | None = None) -> dict[str, Any]:
+    async def memory(
+        self,
+        topic: str,
+        *,
+        k: int = 8,
+        filters: Mapping[str, str | int] | None = None,
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
         """Everything the memory holds about ``topic``."""
-        return _object(await self._send(core.memory(topic, k=k, tenant=tenant)))
+        return _object(await self._send(core.memory(topic, k=k, filters=filters, tenant=tenant)))
 
     async def search(
         self,
@@ -161,10 +168,12 @@ class AsyncJanusClient:
         *,
         filters: Mapping[str, str | int] | None = None,
         k: int = 8,
+        rounds: int = 2,
         tenant: str | None = None,
     ) -> dict[str, Any]:
         """The answer with citations, in one response."""
-        return _object(await self._send(core.ask(question, filters=filters, k=k, tenant=tenant)))
+        call = core.ask(question, filters=filters, k=k, rounds=rounds, tenant=tenant)
+        return _object(await self._send(call))
 
     async def events(
         self,
@@ -216,10 +225,11 @@ class AsyncJanusClient:
         *,
         filters: Mapping[str, str | int] | None = None,
         k: int = 8,
+        rounds: int = 2,
         tenant: str | None = None,
     ) -> AsyncIterator[AskEvent]:
         """See :meth:`JanusClient.ask_stream`; close the iterator (``aclose``) to stop early."""
-        call = core.ask(question, filters=filters, k=k, stream=True, tenant=tenant)
+        call = core.ask(question, filters=filters, k=k, rounds=rounds, stream=True, tenant=tenant)
         kwargs = core.request_kwargs(call)
         async with self._http.stream(call.method, call.path, **kwargs) as response:
             if response.status_code >= 400:
@@ -243,6 +253,10 @@ class AsyncJanusClient:
     async def get_agent(self, name: str) -> dict[str, Any]:
         """One agent's whole manifest."""
         return _object(await self._send(core.get_agent(name)))
+
+    async def list_workflows(self) -> dict[str, Any]:
+        """``{"workflows": [...]}``: what ``start_run`` may name, invalid files with problems."""
+        return _object(await self._send(core.list_workflows()))
 
     async def validate_agent(self, source: core.SourceInput) -> dict[str, Any]:
         """``{"ok", "problems", "agent"}`` for a manifest (YAML/JSON text, Path or mapping)."""
@@ -329,6 +343,31 @@ class AsyncJanusClient:
                     yield RunEvent(event.kind, event.data)
                     if event.kind == "end":
                         return
+
+    # -- API keys (admin) ---------------------------------------------------------------
+
+    async def create_key(
+        self,
+        role: str,
+        *,
+        scopes: Sequence[str] = (),
+        name: str = "",
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
+        """A new key of this tenant (or ``tenant``); ``token`` is in this answer only."""
+        call = core.create_key(role, scopes=scopes, name=name, tenant=tenant)
+        return _object(await self._send(call))
+
+    async def list_keys(
+        self, *, revoked: bool = False, all_tenants: bool = False, tenant: str | None = None
+    ) -> dict[str, Any]:
+        """``{"keys": [...]}`` without tokens or hashes."""
+        call = core.list_keys(revoked=revoked, all_tenants=all_tenants, tenant=tenant)
+        return _object(await self._send(call))
+
+    async def revoke_key(self, key: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Revoke a key by ID or prefix; requests with it are refused from then on."""
+        return _object(await self._send(core.revoke_key(key, tenant=tenant)))
 
     def run_socket(
         self,

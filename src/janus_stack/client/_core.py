@@ -141,8 +141,15 @@ def delete_document(document_id: str, *, tenant: str | None = None) -> Call:
     return Call("DELETE", path, params=_params(tenant=tenant))
 
 
-def memory(topic: str, *, k: int = 8, tenant: str | None = None) -> Call:
-    return Call("GET", "/v1/memory", params=_params(topic=topic, k=k, tenant=tenant))
+def memory(
+    topic: str,
+    *,
+    k: int = 8,
+    filters: Mapping[str, str | int] | None = None,
+    tenant: str | None = None,
+) -> Call:
+    given = [f"{key}={value}" for key, value in (filters or {}).items()] or None
+    return Call("GET", "/v1/memory", params=_params(topic=topic, k=k, filter=given, tenant=tenant))
 
 
 def search(
@@ -162,6 +169,7 @@ def ask(
     *,
     filters: Mapping[str, str | int] | None = None,
     k: int = 8,
+    rounds: int = 2,
     stream: bool = False,
     tenant: str | None = None,
 ) -> Call:
@@ -169,6 +177,7 @@ def ask(
         "question": question,
         "filters": dict(filters) if filters else None,
         "k": k,
+        "rounds": rounds,
         "stream": stream,
     }
     return Call("POST", "/v1/ask", params=_params(tenant=tenant), json=body)
@@ -222,6 +231,10 @@ def list_agents() -> Call:
 
 def get_agent(name: str) -> Call:
     return Call("GET", f"/v1/agents/{_segment(name)}")
+
+
+def list_workflows() -> Call:
+    return Call("GET", "/v1/workflows")
 
 
 def validate_agent(source: SourceInput) -> Call:
@@ -284,6 +297,24 @@ def stream_run(
     params = _params(after_event=after_event or None, after_token=after_token or None,
                      tenant=tenant)  # fmt: skip
     return Call("GET", f"/v1/runs/{_segment(run_id)}/stream", params=params)
+
+
+def create_key(
+    role: str, *, scopes: Sequence[str] = (), name: str = "", tenant: str | None = None
+) -> Call:
+    body = {"role": role, "scopes": list(scopes), "name": name}
+    return Call("POST", "/v1/keys", params=_params(tenant=tenant), json=body)
+
+
+def list_keys(
+    *, revoked: bool = False, all_tenants: bool = False, tenant: str | None = None
+) -> Call:
+    params = _params(revoked=revoked or None, all_tenants=all_tenants or None, tenant=tenant)
+    return Call("GET", "/v1/keys", params=params)
+
+
+def revoke_key(key: str, *, tenant: str | None = None) -> Call:
+    return Call("DELETE", f"/v1/keys/{_segment(key)}", params=_params(tenant=tenant))
 
 
 def socket_url(

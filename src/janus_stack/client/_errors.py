@@ -5,6 +5,7 @@ JanusAPIError              any non-2xx answer (``status``, ``type``, ``message``
 ├── UnauthorizedError      401
 ├── ForbiddenError         403
 ├── NotFoundError          404
+├── ConflictError          409 (``details``: what conflicted and its state, e.g. run and state)
 ├── PayloadTooLargeError   413
 ├── RateLimitedError       429 (``retry_after`` seconds)
 └── UnavailableError       503
@@ -46,6 +47,18 @@ class NotFoundError(JanusAPIError):
     pass
 
 
+class ConflictError(JanusAPIError):
+    """The target's state forbids the request (resume a finished run, pause a cancelled one)."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status, body)
+        error = body.get("error")
+        known = ("status", "type", "message", "hint")
+        self.details: dict[str, Any] = (
+            {k: v for k, v in error.items() if k not in known} if isinstance(error, dict) else {}
+        )
+
+
 class PayloadTooLargeError(JanusAPIError):
     pass
 
@@ -70,6 +83,7 @@ _BY_STATUS: dict[int, type[JanusAPIError]] = {
     401: UnauthorizedError,
     403: ForbiddenError,
     404: NotFoundError,
+    409: ConflictError,
     413: PayloadTooLargeError,
     503: UnavailableError,
 }

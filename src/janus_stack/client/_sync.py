@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -141,9 +141,16 @@ class JanusClient:
         """Delete a document from every store."""
         return _object(self._send(core.delete_document(document_id, tenant=tenant)))
 
-    def memory(self, topic: str, *, k: int = 8, tenant: str | None = None) -> dict[str, Any]:
+    def memory(
+        self,
+        topic: str,
+        *,
+        k: int = 8,
+        filters: Mapping[str, str | int] | None = None,
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
         """Everything the memory holds about ``topic``."""
-        return _object(self._send(core.memory(topic, k=k, tenant=tenant)))
+        return _object(self._send(core.memory(topic, k=k, filters=filters, tenant=tenant)))
 
     def search(
         self,
@@ -165,10 +172,12 @@ class JanusClient:
         *,
         filters: Mapping[str, str | int] | None = None,
         k: int = 8,
+        rounds: int = 2,
         tenant: str | None = None,
     ) -> dict[str, Any]:
         """The answer with citations, in one response."""
-        return _object(self._send(core.ask(question, filters=filters, k=k, tenant=tenant)))
+        call = core.ask(question, filters=filters, k=k, rounds=rounds, tenant=tenant)
+        return _object(self._send(call))
 
     def events(
         self,
@@ -222,6 +231,7 @@ class JanusClient:
         *,
         filters: Mapping[str, str | int] | None = None,
         k: int = 8,
+        rounds: int = 2,
         tenant: str | None = None,
     ) -> Iterator[AskEvent]:
         """The answer as events (``retrieval``, ``token``…, ``answer``) while it is made.
@@ -229,7 +239,7 @@ class JanusClient:
         Leaving the loop early closes the connection, and the server stops
         working on the answer. An ``error`` event raises ``StreamError``.
         """
-        call = core.ask(question, filters=filters, k=k, stream=True, tenant=tenant)
+        call = core.ask(question, filters=filters, k=k, rounds=rounds, stream=True, tenant=tenant)
         with self._http.stream(call.method, call.path, **core.request_kwargs(call)) as response:
             if response.status_code >= 400:
                 response.read()
@@ -252,6 +262,10 @@ class JanusClient:
     def get_agent(self, name: str) -> dict[str, Any]:
         """One agent's whole manifest."""
         return _object(self._send(core.get_agent(name)))
+
+    def list_workflows(self) -> dict[str, Any]:
+        """``{"workflows": [...]}``: what ``start_run`` may name, invalid files with problems."""
+        return _object(self._send(core.list_workflows()))
 
     def validate_agent(self, source: core.SourceInput) -> dict[str, Any]:
         """``{"ok", "problems", "agent"}`` for a manifest (YAML/JSON text, Path or mapping)."""
@@ -338,6 +352,31 @@ class JanusClient:
                     yield RunEvent(event.kind, event.data)
                     if event.kind == "end":
                         return
+
+    # -- API keys (admin) ---------------------------------------------------------------
+
+    def create_key(
+        self,
+        role: str,
+        *,
+        scopes: Sequence[str] = (),
+        name: str = "",
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
+        """A new key of this tenant (or ``tenant``); ``token`` is in this answer only."""
+        call = core.create_key(role, scopes=scopes, name=name, tenant=tenant)
+        return _object(self._send(call))
+
+    def list_keys(
+        self, *, revoked: bool = False, all_tenants: bool = False, tenant: str | None = None
+    ) -> dict[str, Any]:
+        """``{"keys": [...]}`` without tokens or hashes."""
+        call = core.list_keys(revoked=revoked, all_tenants=all_tenants, tenant=tenant)
+        return _object(self._send(call))
+
+    def revoke_key(self, key: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Revoke a key by ID or prefix; requests with it are refused from then on."""
+        return _object(self._send(core.revoke_key(key, tenant=tenant)))
 
     def run_socket(
         self,

@@ -31,7 +31,8 @@ document per record; re-running is a hash no-op) and relevance is by
 document: a hit counts for the record it came from, found through the
 document's ``source`` and ``sub_id``. Module map: ``datasets`` (value
 types, corpora), ``loaders`` (the JSONL format), ``builtin``, ``metrics``
-(nDCG, recall, MRR, EM, F1, citation precision), ``runner``.
+(nDCG, recall, MRR, EM, F1, citation precision), ``runner`` and ``report``
+(what a run returns).
 """
 
 from janus_stack.evaluate.builtin import BUILTIN, load_dataset
@@ -45,7 +46,8 @@ from janus_stack.evaluate.datasets import (
     RecordsCorpus,
 )
 from janus_stack.evaluate.loaders import load_folder
-from janus_stack.evaluate.runner import EvalReport, Evaluator, ModeScores, QAScores
+from janus_stack.evaluate.report import EvalReport, ModeScores, QAScores
+from janus_stack.evaluate.runner import Evaluator
 
 __all__ = [
     "BUILTIN",

@@ -14,12 +14,14 @@ from janus_stack.events.chain import (
     canonical_json,
     event_hash,
 )
+from janus_stack.events.fields import EventDraft
 from janus_stack.events.log import MAX_QUERY_LIMIT, EventLog
 
 __all__ = [
     "GENESIS_HASH",
     "MAX_QUERY_LIMIT",
     "ChainChecker",
+    "EventDraft",
     "EventLog",
     "EventRecord",
     "VerifyReport",

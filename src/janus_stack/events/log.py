@@ -8,6 +8,12 @@ threads, processes and, on PostgreSQL, machines. The ``seq`` primary key is
 the last guard: a writer that bypasses the lock makes the insert fail, and
 the append retries on the new head instead of forking.
 
+:meth:`EventLog.append_with` runs a caller's own writes in that same
+transaction and appends its events after them, so a state change and the
+events that record it commit together or not at all (the workflow engine
+commits a step's outcome this way); :meth:`EventLog.draft` validates an
+event before any transaction opens.
+
 Reads decode ``time`` and ``payload`` themselves rather than trusting the
 column types, so a tampered SQLite row is reported by ``verify`` instead of
 crashing it.
@@ -16,14 +22,13 @@ crashing it.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+from typing import cast as cast_type
 
-from sqlalchemy import Connection, Select, String, Text, cast, func, insert, select, text
+from sqlalchemy import Connection, Select, String, Table, Text, cast, func, insert, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -39,22 +44,27 @@ from janus_stack.events.chain import (
     EventRecord,
     VerifyReport,
     as_utc,
+    event_hash,
     normalise_payload,
 )
+from janus_stack.events.fields import EventDraft, check_moment, check_text, check_type
 from janus_stack.ids import check_tenant
 from janus_stack.ledger.database import Ledger
 from janus_stack.ledger.models import Event
+from janus_stack.telemetry.requests import with_request_id
 
 # The advisory lock every appender takes: ASCII "JanusLog" as a bigint. Other
 # code using advisory locks in the same database must pick different keys.
 _PG_LOCK_KEY = 0x4A616E75734C6F67
-_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 _FAMILY_SUFFIX = ".*"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_QUERY_LIMIT = 10_000
-# Lengths fit the columns; ``subject`` is capped so its btree index entry stays
-# under PostgreSQL's ~2.7 kB limit even for 4-byte characters.
-_MAX_LENGTH = {"actor": 200, "type": 100, "subject": 500}
+T = TypeVar("T")
+# The append path's statements, built once on the table (not the ORM class): each
+# append then reuses their compiled form.
+_EVENTS = cast_type(Table, Event.__table__)
+_HEAD = select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
+_INSERT = insert(_EVENTS)
 
 
 def _first_line(error: object) -> str:
@@ -62,50 +72,8 @@ def _first_line(error: object) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _check_text(field: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(f"event {field} must be a non-empty string, got {value!r}")
-    if len(value) > _MAX_LENGTH[field]:
-        raise InvalidInputError(
-            f"event {field} is {len(value)} characters long; the limit is {_MAX_LENGTH[field]}"
-        )
-    if "\x00" in value:
-        raise InvalidInputError(f"event {field} contains a NUL character, which cannot be stored")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInputError(f"event {field} is not valid Unicode: {exc.reason}") from exc
-    return value
-
-
-def _check_type(value: object) -> str:
-    checked = _check_text("type", value)
-    if not _TYPE.fullmatch(checked):
-        raise InvalidInputError(
-            f"event type {checked!r} is invalid: use letters, digits, '_', '.', ':' or '-', "
-            "starting with a letter or digit (e.g. 'ingest.document.added')"
-        )
-    return checked
-
-
-def _check_moment(field: str, value: object) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidInputError(
-            f"query {field} must be a timezone-aware datetime, got {value!r}",
-            hint="use datetime.now(UTC) or attach a tzinfo",
-        )
-    return value.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class _Draft:
-    """An event's validated fields, before the log gives it a seq, time and hash."""
-
-    tenant: str
-    actor: str
-    type: str
-    subject: str
-    payload: dict[str, Any]
+class _SeqTakenError(Exception):
+    """The events insert lost the next seq to a writer that bypassed the lock."""
 
 
 def _decode(row: Any) -> tuple[EventRecord, str | None]:
@@ -155,6 +123,18 @@ class EventLog:
 
     # -- writing -----------------------------------------------------------
 
+    def draft(
+        self, *, tenant: str, actor: str, type: str, subject: str, payload: dict[str, Any]
+    ) -> EventDraft:
+        """Validate an event without writing it (see :meth:`append` for the errors)."""
+        return EventDraft(
+            tenant=check_tenant(tenant),
+            actor=check_text("actor", actor),
+            type=check_type(type),
+            subject=check_text("subject", subject),
+            payload=normalise_payload(with_request_id(payload), self._max_payload_bytes),
+        )
+
     def append(
         self, *, tenant: str, actor: str, type: str, subject: str, payload: dict[str, Any]
     ) -> EventRecord:
@@ -165,65 +145,112 @@ class EventLog:
             PayloadTooLargeError: the payload exceeds ``max_payload_bytes``.
             IntegrityError: the insert kept conflicting with other writers.
         """
-        draft = _Draft(
-            tenant=check_tenant(tenant),
-            actor=_check_text("actor", actor),
-            type=_check_type(type),
-            subject=_check_text("subject", subject),
-            payload=normalise_payload(payload, self._max_payload_bytes),
-        )
-        conflict: sa_exc.IntegrityError | None = None
+        draft = self.draft(tenant=tenant, actor=actor, type=type, subject=subject, payload=payload)
+        return self.append_many([draft])[0]
+
+    def append_many(self, drafts: Sequence[EventDraft]) -> list[EventRecord]:
+        """Append several events in one transaction, consecutive in the chain."""
+        _nothing, records = self.append_with(lambda _connection: None, drafts)
+        return records
+
+    def append_with(
+        self,
+        write: Callable[[Connection], T],
+        drafts: Sequence[EventDraft],
+    ) -> tuple[T, list[EventRecord]]:
+        """Run ``write`` and append ``drafts`` after it, in one serialised transaction.
+
+        Returns what ``write`` returned and the events as stored. ``write``
+        may run more than once: when another writer bypassed the lock and
+        took the next seq, the whole transaction is rolled back and redone on
+        the new head, so it must only touch the database. What it raises
+        rolls everything back and propagates unchanged, but for the database
+        being unusable.
+
+        Raises:
+            IntegrityError: the events insert kept conflicting with other writers.
+            SlotUnavailableError: the database could not be written (or locked).
+        """
+        conflict: BaseException | None = None
         for _attempt in range(self._max_attempts):
             try:
                 with self._serialised() as connection:
-                    return self._append_locked(connection, draft)
-            except sa_exc.IntegrityError as exc:
-                conflict = exc  # another writer took this seq without the lock; retry
+                    result = write(connection)
+                    records = self._insert_locked(connection, drafts)
+            except _SeqTakenError as exc:
+                conflict = exc.__cause__  # another writer took this seq without the lock
+                continue
             except sa_exc.OperationalError as exc:
                 raise SlotUnavailableError(
                     f"events: could not append: {_first_line(exc.orig)}",
                     hint="check that the database is reachable; on SQLite, another process "
                     "may have held the write lock longer than the busy timeout",
                 ) from exc
+            return result, records
+        orig = getattr(conflict, "orig", conflict)
         raise IntegrityError(
             f"events: append lost {self._max_attempts} races for the next seq; "
-            f"last conflict: {_first_line(conflict.orig if conflict else None)}",
+            f"last conflict: {_first_line(orig)}",
             hint="something writes to the events table without EventLog's lock",
         )
 
-    def _append_locked(self, connection: Connection, draft: _Draft) -> EventRecord:
-        head = connection.execute(
-            select(Event.seq, Event.hash).order_by(Event.seq.desc()).limit(1)
-        ).first()
+    def _insert_locked(
+        self, connection: Connection, drafts: Sequence[EventDraft]
+    ) -> list[EventRecord]:
+        """Chain ``drafts`` onto the head and insert them; the caller holds the lock."""
+        if not drafts:
+            return []
+        head = connection.execute(_HEAD).first()
         seq = FIRST_SEQ if head is None else int(head.seq) + 1
         prev_hash = GENESIS_HASH if head is None else str(head.hash)
         now = datetime.now(UTC)
-        record = EventRecord(
-            seq=seq,
-            time=now,
-            tenant=draft.tenant,
-            actor=draft.actor,
-            type=draft.type,
-            subject=draft.subject,
-            payload=draft.payload,
-            prev_hash=prev_hash,
-            hash=GENESIS_HASH,
-        )
-        record = replace(record, hash=record.expected_hash())
-        connection.execute(
-            insert(Event).values(
-                seq=record.seq,
-                time=record.time,
-                tenant_id=record.tenant,
-                actor=record.actor,
-                type=record.type,
-                subject=record.subject,
-                payload=record.payload,
-                prev_hash=record.prev_hash,
-                hash=record.hash,
+        records: list[EventRecord] = []
+        for offset, draft in enumerate(drafts):
+            digest = event_hash(
+                prev_hash,
+                seq=seq + offset,
+                time=now,
+                tenant=draft.tenant,
+                actor=draft.actor,
+                type=draft.type,
+                subject=draft.subject,
+                payload=draft.payload,
             )
-        )
-        return record
+            records.append(
+                EventRecord(
+                    seq=seq + offset,
+                    time=now,
+                    tenant=draft.tenant,
+                    actor=draft.actor,
+                    type=draft.type,
+                    subject=draft.subject,
+                    payload=draft.payload,
+                    prev_hash=prev_hash,
+                    hash=digest,
+                )
+            )
+            prev_hash = digest
+        try:
+            connection.execute(
+                _INSERT,
+                [
+                    {
+                        "seq": record.seq,
+                        "time": record.time,
+                        "tenant_id": record.tenant,
+                        "actor": record.actor,
+                        "type": record.type,
+                        "subject": record.subject,
+                        "payload": record.payload,
+                        "prev_hash": record.prev_hash,
+                        "hash": record.hash,
+                    }
+                    for record in records
+                ],
+            )
+        except sa_exc.IntegrityError as exc:
+            raise _SeqTakenError() from exc
+        return records
 
     @contextmanager
     def _serialised(self) -> Iterator[Connection]:
@@ -298,19 +325,19 @@ class EventLog:
             statement = statement.where(Event.tenant_id == check_tenant(tenant))
         if type is not None:
             if type.endswith(_FAMILY_SUFFIX):
-                prefix = _check_type(type[: -len(_FAMILY_SUFFIX)]) + "."
+                prefix = check_type(type[: -len(_FAMILY_SUFFIX)]) + "."
                 # substr, not LIKE: SQLite's LIKE ignores case, PostgreSQL's does not.
                 statement = statement.where(func.substr(Event.type, 1, len(prefix)) == prefix)
             else:
-                statement = statement.where(Event.type == _check_type(type))
+                statement = statement.where(Event.type == check_type(type))
         if actor is not None:
-            statement = statement.where(Event.actor == _check_text("actor", actor))
+            statement = statement.where(Event.actor == check_text("actor", actor))
         if subject is not None:
-            statement = statement.where(Event.subject == _check_text("subject", subject))
+            statement = statement.where(Event.subject == check_text("subject", subject))
         if since is not None:
-            statement = statement.where(Event.time >= _check_moment("since", since))
+            statement = statement.where(Event.time >= check_moment("since", since))
         if until is not None:
-            statement = statement.where(Event.time < _check_moment("until", until))
+            statement = statement.where(Event.time < check_moment("until", until))
         if after_seq is not None:
             if not isinstance(after_seq, int) or after_seq < 0:
                 raise InvalidInputError(f"query after_seq must be an int >= 0, got {after_seq!r}")

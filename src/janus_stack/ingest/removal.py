@@ -15,6 +15,7 @@ from janus_stack.errors import NotFoundError
 from janus_stack.ingest.documents import DocumentLedger, VersionRef
 from janus_stack.ledger.models import Chunk
 from janus_stack.slots.vectors import VectorFilter, VectorPoint
+from janus_stack.workflows.collaboration import release_topics
 
 
 @dataclass
@@ -26,10 +27,15 @@ class DeleteReport:
 
 
 def remove_doc_id(janus: Janus, documents: DocumentLedger, tenant: str, doc_id: str) -> None:
-    """Remove one doc_id's chunks, mentions and unsupported entities/relations everywhere."""
+    """Remove one doc_id's chunks, mentions and unsupported entities/relations everywhere.
+
+    A run's ``ABOUT`` edge does not keep a topic entity alive: the entities
+    the ledger no longer holds leave the collaboration graph too.
+    """
     janus.vectors.delete(VectorFilter(tenant=tenant, equals={"doc_id": doc_id}))
     janus.graph.remove_document(tenant, doc_id)
     documents.remove_contributions(tenant, doc_id)
+    release_topics(janus, tenant)
 
 
 def settle_doc_id(janus: Janus, documents: DocumentLedger, tenant: str, doc_id: str) -> bool:

@@ -39,6 +39,10 @@ class Ledger:
         self.url = url
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        # What readers derive from the contents at some cost (the keyword index's
+        # term bounds), shared by every connection; each entry keyed by its owner
+        # and stamped with what invalidates it.
+        self.derived: dict[str, Any] = {}
 
     @property
     def dialect(self) -> str:

@@ -40,12 +40,8 @@ from janus_stack.ingest.pipeline import IngestOptions, Ingestor
 from janus_stack.ingest.projection import Projector
 from janus_stack.ingest.removal import remove_doc_id
 from janus_stack.ledger.models import Document, DocumentVersion, Mention, Relation, RelationSupport
-from janus_stack.ops.verify import (
-    TenantReport,
-    VerifyReport,
-    live_doc_ids,
-    verify,
-)
+from janus_stack.ops.verify import live_doc_ids, verify
+from janus_stack.ops.verify_report import TenantReport, VerifyReport
 
 T = TypeVar("T")
 MAX_PASSES = 4
@@ -253,8 +249,7 @@ def _reproject(janus: Janus, tenant: str, doc_ids: set[str], stages: tuple[str, 
     reset = set(leading)
     following = [version_id for version_id, _ in versions if version_id not in reset]
     documents = DocumentLedger(janus.ledger)
-    for version_id in leading:
-        documents.mark_stages(version_id, stages, "pending")
+    documents.mark_stages(leading, stages, "pending")
     for ids in _batches([version_id for version_id, _ in versions], _BATCH):
         with janus.ledger.session() as session:
             session.execute(

@@ -5,9 +5,10 @@
     hits = Retriever(janus).search("who flew Apollo 8?", mode="hybrid", k=5)
 
 One module per mode (``dense``, ``keyword``, ``graph``), ``fusion`` for
-reciprocal rank fusion, ``linking`` for the entities a query names,
-``chunks`` for the ledger side every mode shares, ``fulltext`` for the
-keyword index kept inside the ledger, and ``search`` tying them together.
+combining their rankings (weighted CombSUM or reciprocal rank fusion),
+``linking`` for the entities a query names, ``chunks`` for the ledger side
+every mode shares, ``fulltext`` for the keyword index kept inside the
+ledger, and ``search`` tying them together.
 """
 
 from janus_stack.retrieve.filters import Filters

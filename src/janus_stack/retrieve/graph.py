@@ -9,10 +9,10 @@ so "Frank Borman" counts for more than "United States"):
   for every chunk supporting it. This is the multi-hop evidence: the
   chunks of a path may come from documents that name only one end each.
 * **mention** — the chunk mentions an entity of the query (ledger mention
-  rows, at most ``MENTION_LIMIT`` chunks per entity, most mentions first,
-  metadata filters applied): the entity's weight, plus a little per
-  repeated mention.
-* **neighbour** — the chunk supports a relation within ``hops`` of an
+  rows: the ``MENTION_LIMIT`` chunks naming the most of the query's
+  entities, by weight, metadata filters applied): the entity's weight,
+  plus a little per repeated mention.
+* **neighbour** — (``hops`` ≥ 1) the chunk supports a relation within ``hops`` of an
   entity of the query (``GraphStore.neighbourhood``; the ``NEIGHBOUR_RELATIONS``
   nearest and best supported): ``NEIGHBOUR_WEIGHT * weight * 0.5 ** (hop - 1)``.
 
@@ -28,12 +28,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, func, select
-
 from janus_stack.ledger.database import Ledger
-from janus_stack.ledger.models import Chunk, Mention
-from janus_stack.retrieve.chunks import live_version_exists
 from janus_stack.retrieve.filters import Filters
+from janus_stack.retrieve.graph_ledger import best_mentions
 from janus_stack.retrieve.linking import LinkedEntity
 from janus_stack.retrieve.types import Candidate, EntityRef, GraphPath, RelationRef
 from janus_stack.slots.graph import Entity, GraphStore, Relation, Subgraph
@@ -78,12 +75,10 @@ class GraphSearch:
         seeds = [entity for entity in linked if entity.id in stored]
         if not seeds:
             return []
-        refs = {eid: _ref(entity) for eid, entity in stored.items()}
-        counts = self._mention_counts([s.id for s in seeds])
-        weight = {s.id: s.score / (1.0 + math.log10(1.0 + counts.get(s.id, 0))) for s in seeds}
+        # ``mentions`` is how many chunks mention the entity, counted by the linker.
+        weight = {s.id: s.score / (1.0 + math.log10(1.0 + s.mentions)) for s in seeds}
         self._between(seeds, weight)
-        for seed in seeds:
-            self._mentions(seed.id, refs[seed.id], weight[seed.id])
+        self._mentions({s.id: _ref(stored[s.id]) for s in seeds}, weight)
         self._neighbours(seeds, weight, hops)
         ranked = sorted(self.evidence.items(), key=lambda item: (-item[1].score, item[0]))
         return [
@@ -120,30 +115,19 @@ class GraphSearch:
                 for relation in path.relations:
                     self._support(relation.chunk_ids, value, walk)
 
-    def _mentions(self, entity_id: str, ref: EntityRef, weight: float) -> None:
-        repeats = func.count(Mention.id)
-        query = (
-            select(Mention.chunk_id, repeats)
-            .join(Chunk, Chunk.id == Mention.chunk_id)
-            .where(
-                Mention.tenant_id == self.tenant,
-                Mention.entity_id == entity_id,
-                exists(live_version_exists(self.tenant, self.filters)),
+    def _mentions(self, refs: dict[str, EntityRef], weight: dict[str, float]) -> None:
+        found = best_mentions(self.ledger, self.tenant, self.filters, weight, MENTION_LIMIT)
+        for chunk_id, entity_id, count in found:
+            value = weight[entity_id] * (1.0 + REPEAT_WEIGHT * math.log(max(1, count)))
+            self.evidence.setdefault(chunk_id, _Evidence()).add(
+                value, _mention_walk(refs[entity_id])
             )
-            .group_by(Mention.chunk_id)
-            .order_by(repeats.desc(), Mention.chunk_id)
-            .limit(MENTION_LIMIT)
-        )
-        with self.ledger.session() as session:
-            rows = session.execute(query).all()
-        walk = GraphPath(kind="mention", entities=(ref,))
-        for chunk_id, count in rows:
-            value = weight * (1.0 + REPEAT_WEIGHT * math.log(max(1, int(count))))
-            self.evidence.setdefault(chunk_id, _Evidence()).add(value, walk)
 
     def _neighbours(
         self, seeds: Sequence[LinkedEntity], weight: dict[str, float], hops: int
     ) -> None:
+        if hops == 0:
+            return
         sub = self.graph.neighbourhood(
             self.tenant, [s.id for s in seeds], hops=hops, limit=NEIGHBOURHOOD_LIMIT
         )
@@ -173,14 +157,9 @@ class GraphSearch:
             value = NEIGHBOUR_WEIGHT * weight[origin[near]] * 0.5 ** (hop - 1)
             self._support(relation.chunk_ids, value, walk)
 
-    def _mention_counts(self, entity_ids: Sequence[str]) -> dict[str, int]:
-        query = (
-            select(Mention.entity_id, func.count(func.distinct(Mention.chunk_id)))
-            .where(Mention.tenant_id == self.tenant, Mention.entity_id.in_(list(entity_ids)))
-            .group_by(Mention.entity_id)
-        )
-        with self.ledger.session() as session:
-            return {eid: int(count) for eid, count in session.execute(query)}
+
+def _mention_walk(ref: EntityRef) -> GraphPath:
+    return GraphPath(kind="mention", entities=(ref,))
 
 
 def _bfs(

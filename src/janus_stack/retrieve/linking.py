@@ -17,14 +17,16 @@ word ("relativity" is not the entity "Relativist"). Longer and better
 spans win; spans may not overlap. Among entities sharing a name (a city
 and a person called "Paris"), the most mentioned come first.
 
-The names of a tenant are read from the ledger once and kept for
-``cache_seconds``, so a burst of searches does not re-read them.
+The names of a tenant are read from the ledger once and kept until the
+tenant's *generation* changes: the sequence number of its latest event in
+the ledger's log, which every ingest, update, delete and repair appends to.
+Checking it costs one indexed lookup per query; re-reading the names costs
+a scan of the tenant's entities and mentions.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
@@ -33,7 +35,7 @@ from sqlalchemy import func, select
 from janus_stack.ids import normalise_name
 from janus_stack.ingest.entities import ChunkText, EntityExtractor, clean_span
 from janus_stack.ledger.database import Ledger
-from janus_stack.ledger.models import Entity, Mention
+from janus_stack.ledger.models import Entity, Event, Mention
 from janus_stack.retrieve.chunks import STOPWORDS
 
 MAX_NGRAM = 4
@@ -57,7 +59,7 @@ class LinkedEntity:
 
 @dataclass
 class _NameIndex:
-    loaded_at: float
+    generation: int
     by_name: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     by_alias: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     mentions: dict[str, int] = field(default_factory=dict)
@@ -85,19 +87,11 @@ class EntityLinker:
     Args:
         extractor: the NER used at ingest; None links by word runs only.
         threshold: the least rapidfuzz ratio (0-100) of a fuzzy match.
-        cache_seconds: how long a tenant's entity names are reused.
     """
 
-    def __init__(
-        self,
-        extractor: EntityExtractor | None,
-        *,
-        threshold: float = 85.0,
-        cache_seconds: float = 60.0,
-    ) -> None:
+    def __init__(self, extractor: EntityExtractor | None, *, threshold: float = 85.0) -> None:
         self.extractor = extractor
         self.threshold = threshold
-        self.cache_seconds = cache_seconds
         self._indexes: dict[str, _NameIndex] = {}
 
     def link(self, ledger: Ledger, tenant: str, query: str, limit: int = 8) -> list[LinkedEntity]:
@@ -132,7 +126,7 @@ class EntityLinker:
         return ordered[:limit]
 
     def forget(self, tenant: str | None = None) -> None:
-        """Drop cached names (of one tenant, or all), e.g. right after an ingest."""
+        """Drop cached names (of one tenant, or all); the next link re-reads them."""
         if tenant is None:
             self._indexes.clear()
         else:
@@ -177,12 +171,15 @@ class EntityLinker:
         return spans
 
     def _index(self, ledger: Ledger, tenant: str) -> _NameIndex:
-        now = time.monotonic()
-        index = self._indexes.get(tenant)
-        if index is not None and now - index.loaded_at < self.cache_seconds:
-            return index
-        index = _NameIndex(loaded_at=now)
         with ledger.session() as session:
+            # Read before the names: a change landing in between bumps it again.
+            generation = session.scalar(
+                select(func.max(Event.seq)).where(Event.tenant_id == tenant)
+            )
+            index = self._indexes.get(tenant)
+            if index is not None and index.generation == (generation or 0):
+                return index
+            index = _NameIndex(generation=generation or 0)
             rows = session.execute(
                 select(
                     Entity.id, Entity.name, Entity.type, Entity.normalised_name, Entity.properties

@@ -3,8 +3,9 @@
 Every mode returns ranked chunk IDs (:class:`Candidate`); each ranking is
 then checked against the ledger (live chunks of the tenant that pass the
 filters), de-duplicated by chunk text (one paragraph ingested under two
-names shows once), and cut. Hybrid search fuses the checked rankings with
-reciprocal rank fusion (:mod:`janus_stack.retrieve.fusion`).
+names shows once), and cut. Hybrid search runs its modes side by side,
+checks all their chunks in one ledger read and fuses the rankings
+(:mod:`janus_stack.retrieve.fusion`: weighted CombSUM by default).
 
 Modes fetch deeper than ``k``: a single mode ``2k + 10`` (room for hits the
 ledger rejects), each mode of a hybrid search ``max(3k, 30)`` so that a
@@ -13,7 +14,10 @@ chunk ranked moderately by several modes can surface.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from janus_stack.context import Janus
 from janus_stack.errors import InvalidInputError
@@ -45,6 +49,9 @@ from janus_stack.slots.graph import MAX_HOPS
 
 HYBRID_DEPTH = 30
 MAX_DEPTH = 300
+GRAPH_HOPS = 2
+HYBRID_HOPS = 0  # hybrid: mentions and the paths between the query's entities, no expansion
+GRAPH_SLACK = 2  # hybrid: not all graph evidence is checked in the graph, fetch twice as deep
 
 
 class Retriever:
@@ -56,7 +63,12 @@ class Retriever:
         extractor: the NER used to find entities in queries (graph and
             hybrid modes); by default spaCy's, loaded on first use.
         weights: hybrid fusion weights.
-        hops: how far graph search expands from the query's entities (1-3).
+        hops: how far graph search expands from the query's entities (1-3);
+            by default ``GRAPH_HOPS`` in graph mode and none in hybrid
+            search, whose graph part is the chunks naming the query's
+            entities and the multi-hop paths joining them: expanding around
+            an entity costs more than the rest of the search together (a
+            hub's neighbourhood) and adds chunks the other modes rank anyway.
     """
 
     def __init__(
@@ -65,9 +77,11 @@ class Retriever:
         *,
         extractor: EntityExtractor | None = None,
         weights: FusionWeights | None = None,
-        hops: int = 2,
+        hops: int | None = None,
     ) -> None:
-        if isinstance(hops, bool) or not isinstance(hops, int) or not 1 <= hops <= MAX_HOPS:
+        if hops is not None and (
+            isinstance(hops, bool) or not isinstance(hops, int) or not 1 <= hops <= MAX_HOPS
+        ):
             raise InvalidInputError(f"search: hops must be an integer from 1 to {MAX_HOPS}")
         self.janus = janus
         self.weights = weights or FusionWeights()
@@ -75,6 +89,8 @@ class Retriever:
         self._extractor = extractor
         self._linker: EntityLinker | None = None
         self.last_entities: list[LinkedEntity] = []
+        # Threads start on first use and end when the retriever is collected.
+        self._pool = ThreadPoolExecutor(len(SINGLE_MODES), thread_name_prefix="janus-retrieve")
 
     @property
     def linker(self) -> EntityLinker:
@@ -97,7 +113,29 @@ class Retriever:
         tenant: str | None = None,
         filters: Filters | Mapping[str, object] | Iterable[str] | None = None,
     ) -> list[Hit]:
-        """The ``k`` best chunks for ``query``, best first.
+        """The ``k`` best chunks for ``query``, best first; its entities go to ``last_entities``.
+
+        Raises what :meth:`search_linked` raises.
+        """
+        self.last_entities = []
+        hits, self.last_entities = self.search_linked(
+            query, mode=mode, k=k, tenant=tenant, filters=filters
+        )
+        return hits
+
+    def search_linked(
+        self,
+        query: str,
+        *,
+        mode: Mode | str = Mode.HYBRID,
+        k: int = DEFAULT_K,
+        tenant: str | None = None,
+        filters: Filters | Mapping[str, object] | Iterable[str] | None = None,
+    ) -> tuple[list[Hit], list[LinkedEntity]]:
+        """``search`` and the query's linked entities, returned rather than kept.
+
+        A retriever shared by threads (the server's) uses this: ``last_entities``
+        would belong to whichever search finished last.
 
         Raises:
             InvalidInputError: an empty or over-long query, an unknown mode or
@@ -111,13 +149,21 @@ class Retriever:
         name = check_known_tenant(
             self.janus.ledger, self.janus.settings.tenant if tenant is None else tenant
         )
-        self.last_entities = []
+        linked: list[LinkedEntity] = []
         if chosen is Mode.HYBRID:
-            return self._hybrid(text, name, checked, count)
-        return self._single(chosen, text, name, checked, count)
+            return self._hybrid(text, name, checked, count, linked), linked
+        return self._single(chosen, text, name, checked, count, linked), linked
 
-    def _single(self, mode: Mode, query: str, tenant: str, filters: Filters, k: int) -> list[Hit]:
-        found = self._run(mode, query, tenant, filters, min(2 * k + 10, MAX_DEPTH))
+    def _single(
+        self,
+        mode: Mode,
+        query: str,
+        tenant: str,
+        filters: Filters,
+        k: int,
+        linked: list[LinkedEntity],
+    ) -> list[Hit]:
+        found = self._run(mode, query, tenant, filters, min(2 * k + 10, MAX_DEPTH), linked)
         rows, ranked = self._checked(tenant, found, filters)
         terms = query_terms(query)
         return [
@@ -125,62 +171,168 @@ class Retriever:
             for i, c in enumerate(ranked[:k], start=1)
         ]
 
-    def _hybrid(self, query: str, tenant: str, filters: Filters, k: int) -> list[Hit]:
-        depth = min(max(3 * k, HYBRID_DEPTH), MAX_DEPTH)
-        rows: dict[str, ChunkRow] = {}
-        per_mode: dict[Mode, list[Candidate]] = {}
-        for mode in SINGLE_MODES:
-            if self.weights.of(mode):
-                found = self._run(mode, query, tenant, filters, depth)
-                mode_rows, per_mode[mode] = self._checked(tenant, found, filters)
-                rows.update(mode_rows)
-        per_mode = _dedupe_across(per_mode, rows)
-        rankings = {mode: [c.chunk_id for c in found] for mode, found in per_mode.items()}
-        terms = query_terms(query)
+    def _hybrid(
+        self, query: str, tenant: str, filters: Filters, k: int, linked: list[LinkedEntity]
+    ) -> list[Hit]:
+        found = self._gather(query, tenant, filters, k, linked, self.weights)
+        return self.fuse_hits(found, k)
+
+    def candidates(
+        self,
+        query: str,
+        *,
+        k: int = DEFAULT_K,
+        tenant: str | None = None,
+        filters: Filters | Mapping[str, object] | Iterable[str] | None = None,
+    ) -> HybridCandidates:
+        """What every mode finds for a hybrid search of ``k`` hits, before fusion.
+
+        With :meth:`fuse_hits` this is ``search(mode="hybrid")`` in two steps,
+        so that fusion settings can be compared on the same candidates
+        (``benchmarks/fusion.py``). All three modes run, whatever the weights.
+        """
+        text, count = check_query(query), check_k(k)
+        checked = filters if isinstance(filters, Filters) else Filters.parse(filters)
+        name = check_known_tenant(
+            self.janus.ledger, self.janus.settings.tenant if tenant is None else tenant
+        )
+        return self._gather(text, name, checked, count, [], FusionWeights(1.0, 1.0, 1.0))
+
+    def fuse_hits(
+        self, found: HybridCandidates, k: int, weights: FusionWeights | None = None
+    ) -> list[Hit]:
+        """The fused top ``k`` of ``found`` as hits (with this retriever's weights by default)."""
+        chosen = weights or self.weights
+        per_mode = {mode: c for mode, c in found.per_mode.items() if chosen.of(mode)}
+        where = {
+            mode: {c.chunk_id: rank for rank, c in enumerate(candidates, start=1)}
+            for mode, candidates in per_mode.items()
+        }
+        terms = query_terms(found.query)
         hits = []
-        for chunk_id, value in fuse(rankings, self.weights, k):
+        for chunk_id, value in fuse(per_mode, chosen, k, found.depth):
             scores: dict[str, float] = {"fused": value}
             ranks: dict[str, int] = {}
             paths: tuple[GraphPath, ...] = ()
             for mode, candidates in per_mode.items():
-                rank = rankings[mode].index(chunk_id) + 1 if chunk_id in rankings[mode] else 0
+                rank = where[mode].get(chunk_id, 0)
                 if rank:
                     scores[mode.value] = candidates[rank - 1].score
                     ranks[mode.value] = rank
                     paths = paths or candidates[rank - 1].paths
-            hits.append(_hit(rows[chunk_id], terms, value, scores, ranks, paths))
+            hits.append(_hit(found.rows[chunk_id], terms, value, scores, ranks, paths))
         return hits
 
+    def _gather(
+        self,
+        query: str,
+        tenant: str,
+        filters: Filters,
+        k: int,
+        linked: list[LinkedEntity],
+        weights: FusionWeights,
+    ) -> HybridCandidates:
+        """Run the weighted modes side by side, then check all their chunks in one read.
+
+        The modes wait on different engines (the embedding model and the
+        vector index, full-text search in the ledger, spaCy and the graph),
+        most of which release the GIL, so running them in threads costs
+        about as long as the slowest one instead of the sum.
+        """
+        depth = min(max(3 * k, HYBRID_DEPTH), MAX_DEPTH)
+        modes = [mode for mode in SINGLE_MODES if weights.of(mode)]
+        jobs = {
+            mode: self._pool.submit(
+                contextvars.copy_context().run,
+                self._run,
+                mode,
+                query,
+                tenant,
+                filters,
+                depth,
+                linked,
+                True,
+            )
+            for mode in modes
+        }
+        raw = {mode: job.result() for mode, job in jobs.items()}
+        wanted = [c.chunk_id for found in raw.values() for c in found]
+        rows = load_chunks(self.janus.ledger, tenant, wanted, filters)
+        per_mode = {mode: _live(found, rows)[:depth] for mode, found in raw.items()}
+        return HybridCandidates(query, rows, _dedupe_across(per_mode, rows), depth)
+
     def _run(
-        self, mode: Mode, query: str, tenant: str, filters: Filters, depth: int
+        self,
+        mode: Mode,
+        query: str,
+        tenant: str,
+        filters: Filters,
+        depth: int,
+        linked: list[LinkedEntity],
+        hybrid: bool = False,
     ) -> list[Candidate]:
+        """One mode's candidates, in a span of its own (one per mode, not per store call)."""
+        with self.janus.telemetry.span(f"retrieve.{mode.value}", depth=depth) as span:
+            found = self._run_mode(mode, query, tenant, filters, depth, linked, hybrid)
+            span.set("janus.candidates", len(found))
+            return found
+
+    def _run_mode(
+        self,
+        mode: Mode,
+        query: str,
+        tenant: str,
+        filters: Filters,
+        depth: int,
+        linked: list[LinkedEntity],
+        hybrid: bool,
+    ) -> list[Candidate]:
+        """One mode's candidates; graph mode puts the query's entities into ``linked``."""
         if mode is Mode.DENSE:
             return dense.search(
                 self.janus.vectors, self.janus.embedder, tenant, query, filters, depth
             )
         if mode is Mode.KEYWORD:
             return keyword.search(self.janus.ledger, tenant, query, filters, depth)
-        linked = self.linker.link(self.janus.ledger, tenant, query)
-        self.last_entities = linked
+        linked[:] = self.linker.link(self.janus.ledger, tenant, query)
         if not linked:
             return []
         search = GraphSearch(self.janus.graph, self.janus.ledger, tenant, filters)
-        return search.run(linked, self.hops, max(depth * 4, 100))
+        if hybrid:
+            hops, limit = self.hops or HYBRID_HOPS, depth * GRAPH_SLACK
+        else:
+            hops, limit = self.hops or GRAPH_HOPS, max(depth * 4, 100)
+        return search.run(list(linked), hops, limit)
 
     def _checked(
         self, tenant: str, found: Sequence[Candidate], filters: Filters
     ) -> tuple[dict[str, ChunkRow], list[Candidate]]:
         """Live, filter-passing candidates in order, one per chunk text."""
         rows = load_chunks(self.janus.ledger, tenant, [c.chunk_id for c in found], filters)
-        seen: set[str] = set()
-        kept: list[Candidate] = []
-        for candidate in found:
-            row = rows.get(candidate.chunk_id)
-            if row is None or row.text_sha256 in seen:
-                continue
-            seen.add(row.text_sha256)
-            kept.append(candidate)
-        return rows, kept
+        return rows, _live(found, rows)
+
+
+@dataclass(frozen=True)
+class HybridCandidates:
+    """Each mode's live candidates for one query (one per chunk text), before fusion."""
+
+    query: str
+    rows: Mapping[str, ChunkRow]
+    per_mode: Mapping[Mode, list[Candidate]]
+    depth: int  # candidates asked of each mode
+
+
+def _live(found: Sequence[Candidate], rows: Mapping[str, ChunkRow]) -> list[Candidate]:
+    """The candidates whose chunk is among ``rows``, in order, the first of each text."""
+    seen: set[str] = set()
+    kept: list[Candidate] = []
+    for candidate in found:
+        row = rows.get(candidate.chunk_id)
+        if row is None or row.text_sha256 in seen:
+            continue
+        seen.add(row.text_sha256)
+        kept.append(candidate)
+    return kept
 
 
 def _dedupe_across(

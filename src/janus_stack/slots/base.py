@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 
 from janus_stack.errors import ClosedError, JanusError, SlotUnavailableError, SlotURLError
+from janus_stack.telemetry import Telemetry
 from janus_stack.urls import SlotURL
 
 
@@ -37,6 +38,21 @@ class Slot:
     def __init__(self, url: SlotURL) -> None:
         self.url = url
         self._is_open = False
+        self._telemetry: Telemetry | None = None
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where the slot records metrics and spans: the ``Janus`` context's, once it hands it.
+
+        A slot used on its own (tests, tools) records into a private one.
+        """
+        if self._telemetry is None:
+            self._telemetry = Telemetry()
+        return self._telemetry
+
+    @telemetry.setter
+    def telemetry(self, telemetry: Telemetry) -> None:
+        self._telemetry = telemetry
 
     def open(self) -> Self:
         if self._is_open:

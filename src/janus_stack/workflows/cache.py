@@ -35,6 +35,7 @@ from janus_stack.agents.manifest import AgentManifest, CachePolicy
 from janus_stack.agents.runtime import MAX_PROMPT_CHARS, prompt_of
 from janus_stack.errors import InvalidInputError
 from janus_stack.slots.embeddings import Embedder
+from janus_stack.telemetry import Telemetry
 from janus_stack.workflows.models import AgentCacheEntry
 from janus_stack.workflows.store import RUNS, STEPS, RunStore, now
 
@@ -71,11 +72,23 @@ def fingerprint(agent: AgentManifest, model: str) -> str:
 
 
 class SemanticCache:
-    """Lookups and writes of ``agent_cache``, and the journaled decision of a step."""
+    """Lookups and writes of ``agent_cache``, and the journaled decision of a step.
 
-    def __init__(self, store: RunStore, embedder: Callable[[], Embedder]) -> None:
+    Args:
+        telemetry: counts fresh decisions as ``janus_cache_requests_total``
+            hits and misses (a decision replayed on resume is not counted again).
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        embedder: Callable[[], Embedder],
+        *,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.store = store
         self._embedder = embedder  # opened on first use: most runs never consult the cache
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
 
     @property
     def embedder(self) -> Embedder:
@@ -159,6 +172,7 @@ class SemanticCache:
         vector = self.embed(prompt)
         found = self.lookup(tenant, agent, policy, vector)
         decision = Decision(hit=found is not None, prompt=prompt, vector=vector)
+        self.telemetry.cache_lookup("semantic", decision.hit)
         if found is not None:
             decision.entry, decision.similarity, decision.output = found
         digest = hashlib.sha256(prompt.encode()).hexdigest()[:16]

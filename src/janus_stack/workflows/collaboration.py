@@ -19,6 +19,13 @@ is the source of truth here too: every item a run projected is a row of
 ``agent_graph``, written before the graph, and ``janus verify`` counts
 those rows next to what documents contributed. Projection is idempotent
 (upserts by deterministic id), so re-running it after a crash is safe.
+
+A topic belongs to the documents, not to the runs: an ``ABOUT`` edge
+points into the memory but does not keep an entity in it. When deleting
+documents takes the last support of a topic entity from the ledger,
+:func:`release_topics` drops its ``ABOUT`` rows and the entity (with those
+edges) from the graph, so delete and ``janus verify`` agree; the agents,
+runs and their other edges stay.
 """
 
 from __future__ import annotations
@@ -27,12 +34,13 @@ import json
 from itertools import combinations
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from janus_stack.context import Janus
 from janus_stack.ids import entity_id
 from janus_stack.ledger.database import Ledger
+from janus_stack.ledger.models import Entity as LedgerEntity
 from janus_stack.retrieve.linking import EntityLinker
 from janus_stack.slots.graph import Entity, Relation
 from janus_stack.workflows.models import AgentGraphItem
@@ -68,6 +76,30 @@ def ledger_counts(ledger: Ledger, tenant: str) -> dict[str, int]:
     with ledger.engine.connect() as connection:
         found = {str(kind): int(n) for kind, n in connection.execute(query)}
     return {"entities": found.get("entity", 0), "relations": found.get("relation", 0)}
+
+
+def release_topics(janus: Janus, tenant: str) -> list[str]:
+    """Forget the run topics of ``tenant`` the ledger no longer holds; returns their ids.
+
+    The ledger rows go first: a crash before the graph follows leaves an
+    extra entity that ``janus verify`` reports, never a ledger claiming
+    edges the graph lost.
+    """
+    known = select(LedgerEntity.id).where(LedgerEntity.id == ITEMS.c.target_id)
+    about = (ITEMS.c.tenant_id == tenant, ITEMS.c.kind == "relation", ITEMS.c.type == ABOUT)
+    with janus.ledger.engine.connect() as connection:
+        gone = sorted(
+            str(row[0])
+            for row in connection.execute(
+                select(ITEMS.c.target_id).distinct().where(*about, ~exists(known))
+            )
+        )
+    if not gone:
+        return []
+    with janus.ledger.engine.begin() as connection:
+        connection.execute(delete(ITEMS).where(*about, ITEMS.c.target_id.in_(gone)))
+    janus.graph.delete_entities(tenant, gone)
+    return gone
 
 
 class Collaboration:

@@ -1,8 +1,10 @@
 """Engine middleware: no-op ``before_*``/``after_*`` hooks, from code or entry points.
 
 Hooks observe a run (metrics, tracing, tests that kill the process at an
-exact point); they cannot change it. ``after_tool`` runs once the result is
-journaled, ``after_step`` once the step is recorded done. Plugins register
+exact point); they cannot change it. ``before_tool`` runs once the call's
+journal row is committed (for an idempotent tool, whose row is committed
+with its result, once it is written), ``after_tool`` once the result is
+committed, ``after_step`` once the step is recorded done. Plugins register
 a class (instantiated without arguments) in the ``janus_stack.workflow_hooks``
 entry-point group.
 """
@@ -27,10 +29,11 @@ class Hooks:
         """A step was recorded done."""
 
     def before_tool(self, run_id: str, step_key: str, tool: str, key: str) -> None:
-        """The journal row of a call is written; the tool runs next."""
+        """The journal row of a call is written (committed, unless the tool is idempotent);
+        the tool runs next."""
 
     def after_tool(self, run_id: str, step_key: str, tool: str, key: str) -> None:
-        """The tool returned and its result is journaled."""
+        """The tool returned and its result is committed to the journal."""
 
 
 class HookChain(Hooks):

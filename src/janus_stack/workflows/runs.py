@@ -19,7 +19,7 @@ from janus_stack.agents.budget import PriceTable
 from janus_stack.agents.registry import AgentRegistry
 from janus_stack.agents.tools import Toolbox
 from janus_stack.context import Janus
-from janus_stack.errors import InvalidInputError
+from janus_stack.errors import ConflictError, InvalidInputError
 from janus_stack.ids import check_tenant
 from janus_stack.ingest.enqueue import ensure_ingest_tasks
 from janus_stack.slots.queue import TaskHandlers
@@ -35,6 +35,7 @@ from janus_stack.workflows.store import (
     TERMINAL,
     RunRecord,
     RunStore,
+    now,
     owner_alive,
 )
 
@@ -102,16 +103,24 @@ class Runs:
             tenant=run.tenant,
         )
 
-    def resume(self, run_id: str, actor: str = "cli") -> RunRecord:
-        """Queue a paused, failed or abandoned run again; it replays what is done."""
+    def resume(
+        self, run_id: str, actor: str = "cli", *, rerun_interrupted: bool = False
+    ) -> RunRecord:
+        """Queue a paused, failed or abandoned run again; it replays what is done.
+
+        ``rerun_interrupted`` allows the calls a crash interrupted in tools that
+        are not idempotent to execute again: a person has checked their effect.
+        """
         run = self.store.find(run_id)
         if run.status in TERMINAL and run.status != FAILED:
-            raise InvalidInputError(
+            raise _conflict(
+                run,
                 f"run {run.id} is {run.status}; only paused, failed or interrupted runs resume",
                 hint=run.error or None,
             )
         if run.status == RUNNING and run.owner and owner_alive(run.owner):
-            raise InvalidInputError(
+            raise _conflict(
+                run,
                 f"run {run.id} is running in {run.owner.rsplit(':', 1)[0]}",
                 hint="pause it first (`janus runs pause`), or wait",
             )
@@ -126,7 +135,8 @@ class Runs:
             lease_until=None,
             segments=run.segments + 1,
         ):
-            raise InvalidInputError(f"run {run.id} changed state meanwhile; try again")
+            raise _conflict(run, f"run {run.id} changed state meanwhile; try again")
+        rearmed = self.store.journal_retry(run.id) if rerun_interrupted else 0
         self.event(
             run,
             run.tenant,
@@ -134,6 +144,7 @@ class Runs:
             actor=actor,
             previous=run.status,
             segment=run.segments + 1,
+            **({"rerun_interrupted": rearmed} if rerun_interrupted else {}),
         )
         resumed = self.store.run(run.id)
         self._enqueue(resumed)
@@ -146,19 +157,17 @@ class Runs:
         elif run.status == RUNNING:
             self.store.update_run(run.id, control="pause")
         elif run.status != PAUSED:
-            raise InvalidInputError(f"run {run.id} is {run.status}; it cannot be paused")
+            raise _conflict(run, f"run {run.id} is {run.status}; it cannot be paused")
         self.event(run, run.tenant, "workflow.run.pause_requested", actor=actor)
         return self.store.run(run.id)
 
     def cancel(self, run_id: str, actor: str = "cli") -> RunRecord:
         run = self.store.find(run_id)
         if run.status in TERMINAL:
-            raise InvalidInputError(f"run {run.id} is already {run.status}")
+            raise _conflict(run, f"run {run.id} is already {run.status}")
         if run.status == RUNNING and run.owner and owner_alive(run.owner):
             self.store.update_run(run.id, control="cancel")
         else:
-            from janus_stack.workflows.store import now  # noqa: PLC0415
-
             self.store.transition(
                 run.id, (QUEUED, PAUSED, RUNNING), status=CANCELLED, finished_at=now(), owner=None
             )
@@ -176,6 +185,11 @@ class Runs:
             run, run.tenant, "workflow.run.feedback", actor=actor, step=step, chars=len(text)
         )
         return run
+
+
+def _conflict(run: RunRecord, message: str, *, hint: str | None = None) -> ConflictError:
+    """A steering request the run's current state forbids (HTTP 409 naming run and state)."""
+    return ConflictError(message, details={"run": run.id, "state": run.status}, hint=hint)
 
 
 def register_workflow_tasks(handlers: TaskHandlers, runs: Runs) -> None:

@@ -1,4 +1,4 @@
-"""``/v1/agents`` (list, get, validate a manifest) and ``/v1/workflows/validate``.
+"""``/v1/agents`` (list, get, validate a manifest), ``/v1/workflows`` (list, validate).
 
 A posted manifest or workflow is the file's text (YAML or JSON) as the
 request body; the answer lists every problem with its line and field, as
@@ -17,7 +17,9 @@ from janus_stack.api.auth import Principal, require
 from janus_stack.api.keys import Permission
 from janus_stack.api.state import api_state
 from janus_stack.errors import InvalidInputError, PayloadTooLargeError
-from janus_stack.workflows.spec import WorkflowSpec, check_workflow
+from janus_stack.workflows.catalog import describe_workflows
+from janus_stack.workflows.checks import check_workflow
+from janus_stack.workflows.spec import WorkflowSpec
 
 router = APIRouter(prefix="/v1", tags=["agents"])
 
@@ -81,6 +83,19 @@ async def get_agent(
     state = api_state(request)
     manifest = await state.guard.read(state.workbench.registry.get, name)
     return manifest.model_dump(mode="json")
+
+
+@router.get("/workflows", summary="The workflows runs may name, with the problems of invalid files")
+async def list_workflows(
+    request: Request,
+    _principal: Annotated[Principal, Depends(require(Permission.AGENTS_READ))],
+) -> dict[str, Any]:
+    state = api_state(request)
+    work = state.workbench
+    workflows = await state.guard.read(
+        describe_workflows, work.workflow_dirs, work.registry, work.toolbox
+    )
+    return {"workflows": workflows}
 
 
 @router.post(

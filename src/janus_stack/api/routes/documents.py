@@ -3,14 +3,15 @@
 An upload is identified by its file name within the tenant: uploading
 ``report.pdf`` again replaces the document's contributions with the new
 version's (or is a no-op when the bytes are unchanged), exactly as
-``janus ingest`` does for a path. The upload is staged as
-``JANUS_HOME/uploads/<tenant>/<name>`` for the pipeline, which stores the raw
-bytes in the object store; the staged file is removed afterwards.
+``janus ingest`` does for a path; its ledger source is
+``JANUS_HOME/uploads/<tenant>/<name>`` (a name, never a file on disk). The
+received file is streamed into the objects slot in bounded chunks — hashed
+and counted on the way, so an upload over the limit stops with 413 and
+stores nothing — and the pipeline ingests the stored object.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -29,7 +30,8 @@ from janus_stack.api.state import ApiState, api_state
 from janus_stack.api.uploads import Upload, receive_upload
 from janus_stack.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 from janus_stack.ingest.documents import DocumentLedger
-from janus_stack.ingest.removal import delete_document
+from janus_stack.ingest.pipeline import StoredFile
+from janus_stack.ingest.removal import delete_document, release_object
 from janus_stack.ledger.models import Chunk, Document, DocumentVersion
 from janus_stack.ops.inventory import show_document
 
@@ -40,7 +42,37 @@ STATUSES = ("pending", "running", "done", "failed")
 _READ_CHUNK = 256 * 1024
 
 
-@router.post("", status_code=201, summary="Upload a file and ingest it")
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "tag": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "key=value, repeatable.",
+                        },
+                        "entities": {"type": "boolean", "default": True},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Upload a file and ingest it",
+    openapi_extra=UPLOAD_BODY,
+    responses={200: {"description": "The same bytes were uploaded before: nothing changed"}},
+)
 async def upload(
     request: Request,
     principal: Annotated[Principal, Depends(require(Permission.DOCUMENTS_WRITE))],
@@ -53,7 +85,7 @@ async def upload(
     state = api_state(request)
     received = await receive_upload(request, state.options.max_upload_bytes)
     try:
-        result = await state.guard.write(_ingest_upload, state, principal, received)
+        result = await state.guard.write(ingest_upload, state, principal, received)
     finally:
         await received.file.close()
     state.metrics.uploaded_bytes.inc(result.pop("_bytes"))
@@ -74,29 +106,35 @@ async def upload(
     return JSONResponse(result, status)
 
 
-def _ingest_upload(state: ApiState, principal: Principal, upload: Upload) -> dict[str, Any]:
-    janus, tenant = state.janus, principal.tenant
-    folder = state.uploads_dir / tenant
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / upload.name
-    if path.resolve().parent != folder.resolve():
+def ingest_upload(state: ApiState, principal: Principal, upload: Upload) -> dict[str, Any]:
+    """Store and ingest one upload as the principal (the MCP server's ``ingest`` tool too)."""
+    janus, tenant, limit = state.janus, principal.tenant, state.options.max_upload_bytes
+    folder = (state.uploads_dir / tenant).resolve()
+    source = folder / upload.name
+    if source.parent != folder:
         raise InvalidInputError(f"file name {upload.name!r} does not stay in the upload folder")
+    upload.file.file.seek(0)
     try:
-        upload.file.file.seek(0)
-        with path.open("wb") as out:
-            shutil.copyfileobj(upload.file.file, out, _READ_CHUNK)
-        size = path.stat().st_size
-        if size > state.options.max_upload_bytes:
-            raise PayloadTooLargeError(
-                f"the file is {size:,} bytes; the limit is {state.options.max_upload_bytes:,}"
-            )
-        report = state.ingestor(entities=upload.entities).ingest(
-            [path], tenant=tenant, tags=upload.tags
+        info = janus.objects.put(
+            upload.file.file, tenant=tenant, metadata={"source": upload.name[:200]}, max_bytes=limit
         )
-    finally:
-        path.unlink(missing_ok=True)
+    except PayloadTooLargeError:
+        raise PayloadTooLargeError(
+            f"the file is over the upload limit of {limit:,} bytes; nothing was stored",
+            hint="split the file, or start the server with a larger --max-upload-mb",
+        ) from None
+    documents = DocumentLedger(janus.ledger)
+    stored = StoredFile(name=upload.name, source=str(source), key=info.key, size=info.size)
+    try:
+        report = state.ingestor(entities=upload.entities).ingest(
+            [stored], tenant=tenant, tags=upload.tags
+        )
+    except BaseException:
+        release_object(janus, documents, info.key)
+        raise
     outcome = report.files[0]
-    document_ids = DocumentLedger(janus.ledger).documents_of_source(tenant, str(path.resolve()))
+    document_ids = documents.documents_of_source(tenant, str(source))
+    size = info.size
     janus.events.append(
         tenant=tenant,
         actor=principal.actor,
@@ -137,11 +175,11 @@ async def list_documents(
             raise InvalidInputError(f"tag filter {item[:80]!r} must be written key=value")
         tags[key] = value
     return await state.guard.read(
-        _list, state, principal.tenant, status, title, name, tags, limit, offset
+        list_page, state, principal.tenant, status, title, name, tags, limit, offset
     )
 
 
-def _list(
+def list_page(
     state: ApiState,
     tenant: str,
     status: str | None,
@@ -208,15 +246,15 @@ async def get_document(
     document_id: DocumentId,
     principal: Annotated[Principal, Depends(require(Permission.DOCUMENTS_READ))],
     chunk_limit: Annotated[int, Query(ge=0, le=1000)] = 100,
-    chunk_offset: Annotated[int, Query(ge=0)] = 0,
+    chunk_offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     state = api_state(request)
     return await state.guard.read(
-        _show, state, principal.tenant, document_id, chunk_limit, chunk_offset
+        document_detail, state, principal.tenant, document_id, chunk_limit, chunk_offset
     )
 
 
-def _show(
+def document_detail(
     state: ApiState, tenant: str, document_id: str, chunk_limit: int, chunk_offset: int
 ) -> dict[str, Any]:
     data = show_document(state.janus, tenant, document_id)

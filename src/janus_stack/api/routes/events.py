@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from janus_stack.api.auth import Principal, forbid, require
 from janus_stack.api.keys import Permission
+from janus_stack.api.run_stream import MAX_CURSOR
 from janus_stack.api.state import api_state
 from janus_stack.errors import InvalidInputError
 from janus_stack.events import MAX_QUERY_LIMIT
@@ -29,7 +30,7 @@ async def query_events(
     since: Annotated[datetime | None, Query(description="Inclusive, ISO-8601 with zone.")] = None,
     until: Annotated[datetime | None, Query(description="Exclusive, ISO-8601 with zone.")] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="The next_after of the last page.")
+        int | None, Query(ge=0, le=MAX_CURSOR, description="The next_after of the last page.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_QUERY_LIMIT)] = 100,
     all_tenants: Annotated[

@@ -13,6 +13,8 @@ from janus_stack.api.auth import Principal, require
 from janus_stack.api.keys import Permission
 from janus_stack.api.state import api_state
 from janus_stack.api.streaming import answer_events
+from janus_stack.retrieve.evidence import MAX_ROUNDS
+from janus_stack.retrieve.filters import Filters
 from janus_stack.retrieve.memory import recall
 from janus_stack.retrieve.types import MAX_K, MAX_QUERY_CHARS, Mode
 
@@ -40,6 +42,7 @@ class AskRequest(BaseModel):
     filters: dict[str, FilterValue] | None = Field(default=None, max_length=20)
     stream: bool = Field(default=False, description="Answer as server-sent events.")
     k: int = Field(default=8, ge=1, le=50)
+    rounds: int = Field(default=2, ge=1, le=MAX_ROUNDS, description="Retrieval rounds at most.")
 
 
 @router.get("/memory", summary="Everything the memory holds about one topic")
@@ -48,12 +51,18 @@ async def memory(
     principal: Annotated[Principal, Depends(require(Permission.MEMORY_READ))],
     topic: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 8,
+    given: Annotated[
+        list[str] | None,
+        Query(alias="filter", max_length=20, description="field=value, repeatable."),
+    ] = None,
 ) -> dict[str, Any]:
     state = api_state(request)
+    filters = Filters.parse(given or []).as_dict()
     start = time.perf_counter()
     view = await state.guard.read(
-        recall, state.janus, topic, tenant=principal.tenant, k=k, retriever=state.retriever
-    )
+        recall, state.janus, topic, tenant=principal.tenant, k=k, retriever=state.retriever,
+        filters=filters,
+    )  # fmt: skip
     state.metrics.retrieval.labels("memory").observe(time.perf_counter() - start)
     return view.as_dict()
 
@@ -65,20 +74,30 @@ async def search(
     principal: Annotated[Principal, Depends(require(Permission.MEMORY_READ))],
 ) -> dict[str, Any]:
     state = api_state(request)
+    filters = Filters.parse(body.filters)
     start = time.perf_counter()
-    hits = await state.guard.read(
-        state.retriever.search,
+    hits, entities = await state.guard.read(
+        state.retriever.search_linked,
         body.query,
         mode=body.mode,
         k=body.k,
         tenant=principal.tenant,
-        filters=body.filters,
+        filters=filters,
     )
-    state.metrics.retrieval.labels(body.mode.value).observe(time.perf_counter() - start)
+    took = time.perf_counter() - start
+    state.metrics.retrieval.labels(body.mode.value).observe(took)
+    hybrid = body.mode is Mode.HYBRID
     return {
         "query": body.query,
         "mode": body.mode.value,
         "tenant": principal.tenant,
+        "k": body.k,
+        "filters": filters.as_dict(),
+        "weights": state.retriever.weights.as_dict() if hybrid else None,
+        "entities": [
+            {"id": e.id, "name": e.name, "type": e.type, "score": e.score} for e in entities
+        ],
+        "took_ms": round(took * 1000, 1),
         "hits": [hit.as_dict() for hit in hits],
     }
 
@@ -98,7 +117,7 @@ async def ask(
     ``answer`` (the full answer as JSON), or ``error`` (a problem body), then the
     stream ends."""
     state = api_state(request)
-    answerer = state.answerer(k=body.k)
+    answerer = state.answerer(k=body.k, rounds=body.rounds)
     if body.stream:
         events = answer_events(
             state, request, answerer, body.question, principal.tenant, body.filters

@@ -37,7 +37,11 @@ async def healthz(request: Request) -> dict[str, Any]:
     return {"status": "ok", "uptime_seconds": round(time.time() - state.started_at, 3)}
 
 
-@router.get("/readyz", summary="Readiness: every slot passes its round trip")
+@router.get(
+    "/readyz",
+    summary="Readiness: every slot passes its round trip",
+    responses={503: {"description": "A slot failed its round trip: the body lists every slot"}},
+)
 async def readyz(request: Request) -> JSONResponse:
     state = api_state(request)
     now = time.monotonic()

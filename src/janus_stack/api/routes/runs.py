@@ -29,9 +29,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from janus_stack.agents.sourcefile import MAX_FILE_BYTES
 from janus_stack.api.auth import Principal, authenticate, authorize, forbid, require
-from janus_stack.api.errors import classify, problem
+from janus_stack.api.errors import classify, problem_for
 from janus_stack.api.keys import Permission
-from janus_stack.api.run_stream import Cursor, run_detail, run_updates
+from janus_stack.api.run_stream import MAX_CURSOR, Cursor, run_updates
 from janus_stack.api.state import ApiState, api_state
 from janus_stack.errors import InvalidInputError, JanusError, NotFoundError
 from janus_stack.workflows.runs import MAX_FEEDBACK_CHARS
@@ -49,6 +49,7 @@ router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 RunId = Annotated[str, Path(min_length=1, max_length=64)]
 MAX_PAGE = 200
+MAX_TOKENS = 100_000  # streamed pieces joined into a run's text
 
 
 class StartRun(BaseModel):
@@ -144,15 +145,25 @@ async def list_runs(
     }
 
 
-@router.get("/{run_id}", summary="A run: status, steps, usage, tool calls, feedback")
+@router.get("/{run_id}", summary="A run: status, steps, usage, tool calls, feedback, text")
 async def get_run(
     request: Request,
     principal: Annotated[Principal, Depends(require(Permission.RUNS_READ))],
     run_id: RunId,
 ) -> dict[str, Any]:
+    """``tokens`` is the text the run's steps streamed, joined (as ``janus runs show``)."""
     state = api_state(request)
     record = await load_run(state, run_id, principal)
-    return await state.guard.read(run_detail, state.workbench.runs.store, record)
+    store = state.workbench.runs.store
+
+    def detail() -> dict[str, Any]:
+        data = store.detail(record)
+        data["tokens"] = "".join(
+            text for _id, _step, text in store.tokens(record.id, 0, MAX_TOKENS)
+        )
+        return data
+
+    return await state.guard.read(detail)
 
 
 async def _steer(request: Request, principal: Principal, run_id: str, action: str) -> RunRecord:
@@ -160,8 +171,7 @@ async def _steer(request: Request, principal: Principal, run_id: str, action: st
     record = await load_run(state, run_id, principal)
     runs = state.workbench.runs
     method = {"pause": runs.pause, "resume": runs.resume, "cancel": runs.cancel}[action]
-    await state.guard.read(method, record.id, principal.actor)
-    return await state.guard.read(runs.store.run, record.id)
+    return await state.guard.read(method, record.id, principal.actor)
 
 
 @router.post("/{run_id}/pause", summary="Pause at the next step boundary")
@@ -226,8 +236,8 @@ async def stream_run(
     request: Request,
     principal: Annotated[Principal, Depends(require(Permission.RUNS_READ))],
     run_id: RunId,
-    after_event: Annotated[int, Query(ge=0)] = 0,
-    after_token: Annotated[int, Query(ge=0)] = 0,
+    after_event: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
+    after_token: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> EventSourceResponse:
     """Events: ``event``, ``token``, ``run`` (status changes), then ``end`` (the run with
@@ -269,8 +279,7 @@ class _Socket:
             await self.websocket.send_text(text)
 
     async def refuse(self, exc: JanusError) -> None:
-        status, name = classify(exc)
-        await self.send("error", problem(status, name, str(exc), exc.hint))
+        await self.send("error", problem_for(exc))
 
     async def open(self, run_id: str, tenant: str | None) -> tuple[Principal, RunRecord] | None:
         try:

@@ -121,7 +121,9 @@ class Cache(Slot):
     def get(self, key: str) -> bytes | None:
         """The value stored under ``key``, or ``None`` if absent or expired."""
         self._require_open()
-        return self._get(_check_key(key))
+        value = self._get(_check_key(key))
+        self.telemetry.cache_lookup("slot", value is not None)
+        return value
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store ``value`` under ``key``, replacing any value and TTL; ``ttl`` in seconds."""

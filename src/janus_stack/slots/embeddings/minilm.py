@@ -235,6 +235,10 @@ class MiniLMEmbedder(Embedder):
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # A memory pattern is planned and kept per input shape, and every batch has its own
+        # (count x padded length): peak RSS grew with the shapes seen, to 2 GB over the
+        # Wikipedia sample. Without it: a quarter to a third less peak memory, no slower.
+        options.enable_mem_pattern = False
         if self.quantize == "none":
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         with tempfile.TemporaryDirectory(prefix="janus-minilm-") as workdir:

@@ -286,6 +286,14 @@ class LanguageModel(Slot):
             latency_s=completion.latency_s,
             finish_reason=completion.finish_reason,
         )
+        self.telemetry.llm_call(
+            provider=completion.provider,
+            model=completion.model,
+            latency_s=completion.latency_s,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            time_to_first_token_s=completion.time_to_first_token_s,
+        )
         if request.json_schema is not None:
             completion = replace(
                 completion, data=parse_json_answer(completion.text, request.json_schema)
@@ -323,6 +331,12 @@ class LanguageModel(Slot):
         )
 
     def _log_failure(self, exc: LLMUnavailableError, start: float) -> None:
+        self.telemetry.llm_call(
+            provider=self.where,
+            model=self.model,
+            latency_s=time.perf_counter() - start,
+            error=type(exc).__name__,
+        )
         log.warning(
             "llm.failed",
             backend=self.backend,

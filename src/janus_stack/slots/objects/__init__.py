@@ -15,28 +15,27 @@ Backends (chosen by the URL scheme):
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import re
 import secrets
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Protocol
-from urllib.parse import quote
+from typing import BinaryIO, ClassVar
 
-from janus_stack.errors import (
-    IntegrityError,
-    InvalidInputError,
-    NotFoundError,
-    PayloadTooLargeError,
-)
+from janus_stack.errors import IntegrityError, InvalidInputError, NotFoundError
 from janus_stack.ids import check_tenant
 from janus_stack.slots.base import Slot, load_backend
+from janus_stack.slots.objects.keys import (
+    MAX_METADATA_BYTES,
+    check_content_type,
+    check_metadata,
+    make_key,
+    split_key,
+)
+from janus_stack.slots.objects.spool import STAGING_PREFIX, Readable, Spool
 from janus_stack.urls import SlotURL
 
 __all__ = [
@@ -60,29 +59,11 @@ BACKENDS: Mapping[str, str] = {
 ACCEPTED_SCHEMES: tuple[str, ...] = tuple(sorted(BACKENDS))
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-# S3 caps user metadata at 2 KB per object; the same cap on every backend
-# keeps an object portable between them (after the encoding S3 needs).
-MAX_METADATA_BYTES = 1536
-CHUNK_BYTES = 1 << 20
-# Up to this size a put stays in memory until the backend commits it: a small
-# object is then written once (or sent straight from memory), never staged twice.
-SPOOL_BYTES = 1 << 20
-STAGING_PREFIX = ".janus-stage-"
 STALE_STAGING_SECONDS = 24 * 3600
 # `janus doctor` writes here; its random payload never collides with real data.
 PROBE_TENANT = "_doctor"
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _HEX_PREFIX = re.compile(r"[0-9a-f]{0,64}")
-_CONTENT_TYPE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
-# Printable ASCII stays readable in S3 headers; '%' and ' ' must be escaped.
-_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
-
-
-class Readable(Protocol):
-    """What ``put`` needs of a stream: ``read(n)`` returning at most n bytes, b"" at the end."""
-
-    def read(self, size: int = ..., /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -96,70 +77,6 @@ class ObjectInfo:
     content_type: str
     metadata: dict[str, str] = field(hash=False)
     created_at: datetime
-
-
-def make_key(tenant: str, sha256: str) -> str:
-    return f"{tenant}/{sha256}"
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """Return ``(tenant, sha256)`` of a key, or raise ``InvalidInputError`` naming it."""
-    if not isinstance(key, str) or key.count("/") != 1:
-        raise InvalidInputError(
-            f"objects slot: malformed key {key!r}: expected '<tenant>/<sha256 hex>'"
-        )
-    tenant, digest = key.split("/")
-    try:
-        check_tenant(tenant)
-    except InvalidInputError as exc:
-        raise InvalidInputError(f"objects slot: malformed key {key!r}: {exc}") from exc
-    if not _SHA256.fullmatch(digest):
-        raise InvalidInputError(
-            f"objects slot: malformed key {key!r}: the part after '/' must be "
-            "64 lowercase hex digits (a sha256)"
-        )
-    return tenant, digest
-
-
-def encode_metadata(metadata: Mapping[str, str]) -> str:
-    """One ASCII header-safe string for the user metadata (what S3 stores)."""
-    text = json.dumps(dict(metadata), ensure_ascii=True, separators=(",", ":"), sort_keys=True)
-    return quote(text, safe=_HEADER_SAFE)
-
-
-def _check_metadata(metadata: Mapping[str, str] | None, tenant: str) -> dict[str, str]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise InvalidInputError(
-            f"objects slot: metadata for tenant {tenant!r} must be a mapping of str to str, "
-            f"not {type(metadata).__name__}"
-        )
-    checked: dict[str, str] = {}
-    for name, value in metadata.items():
-        if not isinstance(name, str) or not name or not isinstance(value, str):
-            raise InvalidInputError(
-                f"objects slot: metadata entry {name!r}: {value!r} for tenant {tenant!r} "
-                "is not a non-empty str key with a str value"
-            )
-        checked[name] = value
-    size = len(encode_metadata(checked))
-    if size > MAX_METADATA_BYTES:
-        raise InvalidInputError(
-            f"objects slot: metadata for tenant {tenant!r} is {size} bytes encoded; "
-            f"the limit is {MAX_METADATA_BYTES} (S3 caps user metadata at 2 KB)",
-            hint="keep large descriptive data in the ledger, not on the object",
-        )
-    return checked
-
-
-def _check_content_type(content_type: str, tenant: str) -> str:
-    if not isinstance(content_type, str) or not _CONTENT_TYPE.fullmatch(content_type):
-        raise InvalidInputError(
-            f"objects slot: content_type {content_type!r} for tenant {tenant!r} must be "
-            "1-255 printable ASCII characters, e.g. 'text/plain; charset=utf-8'"
-        )
-    return content_type
 
 
 class ObjectStore(Slot):
@@ -236,7 +153,7 @@ class ObjectStore(Slot):
         self, data: bytes | Readable, tenant: str, max_bytes: int | None
     ) -> tuple[bytes | Path, str, int]:
         """Read ``data`` in chunks, hashing and counting, into memory or a staging file."""
-        spool = _Spool(self.staging_dir)
+        spool = Spool(self.staging_dir)
         try:
             spool.fill(data, tenant, max_bytes)
             staged = spool.finish()
@@ -263,8 +180,8 @@ class ObjectStore(Slot):
         """
         self._require_open()
         check_tenant(tenant)
-        _check_content_type(content_type, tenant)
-        checked = _check_metadata(metadata, tenant)
+        check_content_type(content_type, tenant)
+        checked = check_metadata(metadata, tenant)
         if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes < 0):
             raise InvalidInputError(f"objects slot: max_bytes={max_bytes!r} must be >= 0")
         staged, sha256, size = self._stage(data, tenant, max_bytes)
@@ -354,85 +271,6 @@ class ObjectStore(Slot):
             raise IntegrityError(
                 f"objects slot: probe object {info.key!r} in {self.url.redacted} {problem}"
             )
-
-
-def _chunks(data: bytes | Readable, tenant: str) -> Iterator[bytes]:
-    if isinstance(data, bytes | bytearray | memoryview):
-        yield bytes(data)
-        return
-    read = getattr(data, "read", None)
-    if read is None:
-        raise InvalidInputError(
-            f"objects slot: put for tenant {tenant!r} needs bytes or a binary stream, "
-            f"not {type(data).__name__}"
-        )
-    while chunk := read(CHUNK_BYTES):
-        if not isinstance(chunk, bytes | bytearray | memoryview):
-            raise InvalidInputError(
-                f"objects slot: put for tenant {tenant!r} got {type(chunk).__name__} from "
-                "read(); open the file in binary mode ('rb')"
-            )
-        yield bytes(chunk)
-
-
-class _Spool:
-    """Holds chunks in memory up to ``SPOOL_BYTES``, then moves them to a staging file."""
-
-    def __init__(self, directory: Path) -> None:
-        self._directory = directory
-        self._held: list[bytes] = []
-        self._held_size = 0
-        self._fd: int | None = None
-        self._path: Path | None = None
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def fill(self, data: bytes | Readable, tenant: str, max_bytes: int | None) -> None:
-        """Take ``data`` in chunks, hashing it and stopping as soon as it passes ``max_bytes``."""
-        for chunk in _chunks(data, tenant):
-            self.size += len(chunk)
-            if max_bytes is not None and self.size > max_bytes:
-                raise PayloadTooLargeError(
-                    f"objects slot: object for tenant {tenant!r} exceeds max_bytes={max_bytes} "
-                    f"(read {self.size} bytes so far); nothing stored"
-                )
-            self.digest.update(chunk)
-            self.write(chunk)
-
-    def write(self, chunk: bytes) -> None:
-        fd = self._fd
-        if fd is None:
-            if self._held_size + len(chunk) <= SPOOL_BYTES:
-                self._held.append(chunk)
-                self._held_size += len(chunk)
-                return
-            fd, name = tempfile.mkstemp(prefix=STAGING_PREFIX, dir=self._directory)
-            self._fd, self._path = fd, Path(name)
-            for held in self._held:
-                _write_all(fd, held)
-            self._held = []
-        _write_all(fd, chunk)
-
-    def finish(self) -> bytes | Path:
-        if self._fd is None or self._path is None:
-            return self._held[0] if len(self._held) == 1 else b"".join(self._held)
-        os.close(self._fd)
-        self._fd = None
-        return self._path
-
-    def discard(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self._path is not None:
-            self._path.unlink(missing_ok=True)
-
-
-def _write_all(fd: int, chunk: bytes) -> None:
-    view = memoryview(chunk)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def open(url: SlotURL | str) -> ObjectStore:

@@ -37,12 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from janus_stack.errors import IntegrityError, NotFoundError, SlotURLError
-from janus_stack.slots.objects import (
-    STAGING_PREFIX,
-    ObjectInfo,
-    ObjectStore,
-    _write_all,
-)
+from janus_stack.slots.objects import ObjectInfo, ObjectStore
+from janus_stack.slots.objects.spool import STAGING_PREFIX, write_all
 from janus_stack.urls import SlotURL
 
 if TYPE_CHECKING:
@@ -131,8 +127,8 @@ class DirectoryObjects(ObjectStore):
         try:
             try:
                 if isinstance(staged, bytes):
-                    _write_all(fd, staged)
-                _write_all(fd, _trailer(info))
+                    write_all(fd, staged)
+                write_all(fd, _trailer(info))
                 os.fsync(fd)
             finally:
                 os.close(fd)

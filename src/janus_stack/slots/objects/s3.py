@@ -38,12 +38,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from janus_stack.errors import IntegrityError, NotFoundError, SlotUnavailableError, SlotURLError
-from janus_stack.slots.objects import (
-    DEFAULT_CONTENT_TYPE,
-    ObjectInfo,
-    ObjectStore,
-    encode_metadata,
-)
+from janus_stack.slots.objects import DEFAULT_CONTENT_TYPE, ObjectInfo, ObjectStore
+from janus_stack.slots.objects.keys import encode_metadata
 from janus_stack.urls import MASK, SlotURL
 
 if TYPE_CHECKING:

@@ -19,33 +19,19 @@ as abandoned, default 30), ``max_payload`` (bytes of JSON, default 262144).
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from janus_stack.errors import (
-    InvalidInputError,
-    JanusError,
-    PayloadTooLargeError,
-)
+from janus_stack.errors import InvalidInputError, JanusError
 from janus_stack.ledger.database import Ledger
 from janus_stack.slots.base import Slot, load_backend
 from janus_stack.slots.params import check_params, float_param
-from janus_stack.slots.queue.tasks import (
-    DEAD,
-    DONE,
-    STATUSES,
-    Handler,
-    TaskHandlers,
-    TaskOptions,
-    TaskRecord,
-    TaskStore,
-)
+from janus_stack.slots.queue.attempt import normalise_payload, run_handler
+from janus_stack.slots.queue.handlers import Handler, TaskHandlers, TaskOptions
+from janus_stack.slots.queue.tasks import DEAD, DONE, STATUSES, TaskRecord, TaskStore
 from janus_stack.urls import SlotURL
 
 __all__ = [
@@ -206,14 +192,16 @@ class TaskQueue(Slot):
             raise InvalidInputError(f"task {name!r}: tenant must be 1 to 64 characters")
         if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 300:
             raise InvalidInputError(f"task {name!r}: idempotency_key must be 1 to 300 characters")
-        normalised = self._normalise_payload(name, payload)
-        record, created = self._store.insert(
-            name=name,
-            tenant=tenant,
-            key=idempotency_key,
-            payload=normalised,
-            max_attempts=handler[1].max_attempts,
-        )
+        normalised = normalise_payload(name, payload, self.max_payload)
+        with self.telemetry.span(f"queue.enqueue {name}", kind="producer", task=name):
+            record, created = self._store.insert(
+                name=name,
+                tenant=tenant,
+                key=idempotency_key,
+                payload=normalised,
+                max_attempts=handler[1].max_attempts,
+                trace_context=self.telemetry.carrier(),
+            )
         if not created:
             if (record.name, record.tenant, record.payload) != (name, tenant, normalised):
                 raise InvalidInputError(
@@ -223,6 +211,7 @@ class TaskQueue(Slot):
                     hint="use a key that identifies exactly one unit of work",
                 )
             return record
+        self.telemetry.task_enqueued(name)
         self._deliver(record.id, 0.0)
         return record
 
@@ -305,26 +294,6 @@ class TaskQueue(Slot):
             return _probe, TaskOptions(max_attempts=1)
         return self._handlers.get(name)
 
-    def _normalise_payload(self, name: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        if not isinstance(payload, Mapping):
-            raise InvalidInputError(
-                f"task {name!r}: payload must be a JSON object (dict), not {type(payload).__name__}"
-            )
-        try:
-            text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(
-                f"task {name!r}: payload is not JSON-serialisable: {exc}"
-            ) from exc
-        size = len(text.encode("utf-8"))
-        if size > self.max_payload:
-            raise PayloadTooLargeError(
-                f"task {name!r}: payload is {size} bytes of JSON; the limit is {self.max_payload}",
-                hint="store large inputs in the objects slot and pass their key",
-            )
-        normalised: dict[str, Any] = json.loads(text)
-        return normalised
-
     def _execute(self, task_id: str) -> None:
         """Claim, run and settle one delivered task; a no-op if another worker owns it."""
         claim = self._store.claim(task_id, self.lease)
@@ -334,43 +303,45 @@ class TaskQueue(Slot):
             self._deliver(task_id, claim.wait_seconds)
 
     def _run_claimed(self, record: TaskRecord) -> None:
-        """Run a task this worker has claimed and record the outcome."""
+        """Run a task this worker has claimed and record the outcome.
+
+        The attempt runs inside the trace and request that queued the task
+        (its ``trace_context``), so its spans, log lines and events join them.
+        """
         entry = self._lookup(record.name)
         options = TaskOptions() if entry is None else entry[1]
         with self._lock:
             self._running.add(record.id)
-        try:
-            error, result = self._run_handler(record, entry)
-        finally:
-            with self._lock:
-                self._running.discard(record.id)
+        with self.telemetry.task_run(
+            record.name, record.trace_context, **{"janus.task_id": record.id}
+        ) as run:
+            try:
+                error, result = run_handler(record, entry)
+            finally:
+                with self._lock:
+                    self._running.discard(record.id)
+            run.outcome = self._settle(record, options, error, result)
+
+    def _settle(
+        self,
+        record: TaskRecord,
+        options: TaskOptions,
+        error: str | None,
+        result: dict[str, Any] | None,
+    ) -> str:
+        """Record an attempt's outcome: ``done``, ``retry``, ``dead`` or ``superseded``."""
         if error is None:
             if not self._store.complete(record.id, record.attempts, result):
                 log.warning("task %s finished after its lease was taken over", record.id)
-            return
+                return "superseded"
+            return "done"
         outcome = self._store.fail(record.id, record.attempts, error, options)
-        if outcome is not None and outcome[0] != DEAD:
-            self._deliver(record.id, outcome[1])
-
-    def _run_handler(
-        self, record: TaskRecord, entry: tuple[Handler, TaskOptions] | None
-    ) -> tuple[str | None, dict[str, Any] | None]:
-        if entry is None:
-            return f"no handler registered for task {record.name!r} in this worker", None
-        try:
-            result = entry[0](dict(record.payload))
-        except Exception as exc:
-            trace = "".join(traceback.format_exception(exc))
-            return f"{type(exc).__name__}: {exc}\n{trace}", None
-        if result is None:
-            return None, None
-        if not isinstance(result, dict):
-            return f"handler returned {type(result).__name__}; expected a dict or None", None
-        try:
-            clean: dict[str, Any] = json.loads(json.dumps(result, allow_nan=False))
-        except (TypeError, ValueError) as exc:
-            return f"handler result is not JSON-serialisable: {exc}", None
-        return None, clean
+        if outcome is None:
+            return "superseded"
+        if outcome[0] == DEAD:
+            return "dead"
+        self._deliver(record.id, outcome[1])
+        return "retry"
 
     def _sweep(self) -> None:
         stale = self.lease if self._may_have_lost() else None

@@ -32,7 +32,7 @@ from dramatiq.common import dq_name, xq_name
 from janus_stack.errors import ClosedError, SlotUnavailableError, SlotURLError
 from janus_stack.ledger.database import Ledger
 from janus_stack.slots.queue import TaskQueue
-from janus_stack.slots.queue.tasks import TaskHandlers
+from janus_stack.slots.queue.handlers import TaskHandlers
 from janus_stack.urls import MASK, SlotURL
 
 #: Query keys pika's URLParameters understands; everything else is ours or an error.

@@ -21,7 +21,8 @@ from typing import ClassVar
 from janus_stack.ledger.database import Ledger
 from janus_stack.slots.params import float_param
 from janus_stack.slots.queue import TaskQueue
-from janus_stack.slots.queue.tasks import TaskHandlers, TaskRecord
+from janus_stack.slots.queue.handlers import TaskHandlers
+from janus_stack.slots.queue.tasks import TaskRecord
 from janus_stack.urls import SlotURL
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Ledger side of the queue slot: task records, the handler registry, the state machine.
+"""Ledger side of the queue slot: task records and the state machine.
 
 Both transports share this module so that a task behaves the same whether it
 travels through an in-process pool or through RabbitMQ. The ``tasks`` row is
@@ -26,11 +26,11 @@ from __future__ import annotations
 import builtins
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import ColumnElement, Connection, Table, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from janus_stack.errors import InvalidInputError, NotFoundError, SlotUnavailableError
 from janus_stack.ledger.database import Ledger
 from janus_stack.ledger.models import Task
+from janus_stack.slots.queue.handlers import TaskOptions
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -48,14 +49,10 @@ DEAD = "dead"
 STATUSES = (QUEUED, RUNNING, RETRYING, DONE, DEAD)
 CLAIMABLE = (QUEUED, RETRYING)
 PENDING = (QUEUED, RUNNING, RETRYING)
-RESERVED_PREFIX = "janus."
 MAX_ERROR_CHARS = 8000
 LOST = "worker lost while running (its lease expired)"
 
 _T = cast(Table, Task.__table__)
-
-Handler = Callable[[dict[str, Any]], dict[str, Any] | None]
-H = TypeVar("H", bound=Handler)
 
 
 def _now() -> datetime:
@@ -88,6 +85,7 @@ class TaskRecord:
     next_attempt_at: datetime
     created_at: datetime
     updated_at: datetime
+    trace_context: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> TaskRecord:
@@ -105,79 +103,8 @@ class TaskRecord:
             next_attempt_at=_aware(row["next_attempt_at"]),
             created_at=_aware(row["created_at"]),
             updated_at=_aware(row["updated_at"]),
+            trace_context=dict(row["trace_context"] or {}),
         )
-
-
-@dataclass(frozen=True)
-class TaskOptions:
-    """How hard to try a task: attempts in total and the exponential backoff between them."""
-
-    max_attempts: int = 3
-    backoff_base: float = 1.0
-    backoff_max: float = 300.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise InvalidInputError(f"max_attempts must be at least 1, not {self.max_attempts}")
-        if self.backoff_base < 0 or self.backoff_max < self.backoff_base:
-            raise InvalidInputError(
-                f"backoff must satisfy 0 <= base <= max, got base={self.backoff_base} "
-                f"max={self.backoff_max}"
-            )
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return float(min(self.backoff_base * 2 ** max(attempt - 1, 0), self.backoff_max))
-
-
-class TaskHandlers:
-    """The task names a process can run, with their options.
-
-    An explicit object instead of import-time decorators bound to a global
-    registry: two queues in one process (or one test and the next) never see
-    each other's handlers.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[Handler, TaskOptions]] = {}
-
-    def register(
-        self,
-        name: str,
-        handler: Handler,
-        *,
-        max_attempts: int = 3,
-        backoff_base: float = 1.0,
-        backoff_max: float = 300.0,
-    ) -> None:
-        if not name or len(name) > 200:
-            raise InvalidInputError(f"task name {name!r} must be 1 to 200 characters")
-        if name.startswith(RESERVED_PREFIX):
-            raise InvalidInputError(
-                f"task name {name!r} uses the reserved prefix {RESERVED_PREFIX!r}",
-                hint="pick another name; janus.* tasks are built in",
-            )
-        if name in self._entries:
-            raise InvalidInputError(f"task {name!r} is already registered")
-        self._entries[name] = (handler, TaskOptions(max_attempts, backoff_base, backoff_max))
-
-    def task(self, name: str, **options: Any) -> Callable[[H], H]:
-        """Decorator form of ``register``, taking the same keyword options."""
-
-        def decorate(handler: H) -> H:
-            self.register(name, handler, **options)
-            return handler
-
-        return decorate
-
-    def get(self, name: str) -> tuple[Handler, TaskOptions] | None:
-        return self._entries.get(name)
-
-    def names(self) -> builtins.list[str]:
-        return sorted(self._entries)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
 
 
 class Claim(NamedTuple):
@@ -229,7 +156,14 @@ class TaskStore:
             ) from exc
 
     def insert(
-        self, *, name: str, tenant: str, key: str, payload: dict[str, Any], max_attempts: int
+        self,
+        *,
+        name: str,
+        tenant: str,
+        key: str,
+        payload: dict[str, Any],
+        max_attempts: int,
+        trace_context: Mapping[str, str] | None = None,
     ) -> tuple[TaskRecord, bool]:
         """Insert a queued row, or return the row that already holds ``key`` (and False)."""
         now = _now()
@@ -247,6 +181,7 @@ class TaskStore:
             "next_attempt_at": now,
             "created_at": now,
             "updated_at": now,
+            "trace_context": dict(trace_context) if trace_context else None,
         }
         try:
             with self._write() as connection:
@@ -438,6 +373,16 @@ class TaskStore:
         with self._read() as connection:
             later = connection.scalar(query)
         return None if later is None else _aware(later)
+
+    def depth(self) -> dict[str, int]:
+        """Rows per status that is not ``done`` (the queue's depth; ``done`` rows only grow)."""
+        query = (
+            select(_T.c.status, func.count())
+            .where(_T.c.status.in_((*PENDING, DEAD)))
+            .group_by(_T.c.status)
+        )
+        with self._read() as connection:
+            return {str(status): int(count) for status, count in connection.execute(query)}
 
     def pending(self, tenant: str | None = None) -> int:
         query = select(func.count()).select_from(_T).where(_T.c.status.in_(PENDING))

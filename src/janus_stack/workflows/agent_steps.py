@@ -1,0 +1,159 @@
+"""Agent steps: the semantic cache first, then the agent, its tool calls and its tokens.
+
+An agent with a ``cache`` policy first asks the semantic cache
+(:mod:`janus_stack.workflows.cache`); a hit becomes the step's output with
+zero usage and ``cache = 'hit'``, a miss is stored once the step is done.
+Otherwise the agent runs with its own meter under the run's; its tool calls
+go through the journal (:mod:`janus_stack.workflows.tool_calls`) and
+``agents.call`` runs a nested agent, at most :data:`MAX_AGENT_DEPTH` deep.
+Streamed text is written to ``run_tokens`` every :data:`TOKEN_FLUSH_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from janus_stack.agents.budget import BudgetExceededError, Meter
+from janus_stack.agents.manifest import AgentManifest
+from janus_stack.agents.runtime import AgentIO, AgentResult
+from janus_stack.errors import InvalidInputError
+from janus_stack.workflows.cache import HIT, MISS, Decision
+from janus_stack.workflows.recorder import StepWrites
+from janus_stack.workflows.records import DONE, RunRecord, Usage
+from janus_stack.workflows.store import RunStore
+from janus_stack.workflows.tool_calls import ToolCalls
+
+if TYPE_CHECKING:
+    from janus_stack.workflows.engine import Engine
+
+TOKEN_FLUSH_SECONDS = 0.2
+MAX_AGENT_DEPTH = 3
+
+log = logging.getLogger(__name__)
+
+
+class AgentSteps:
+    """Runs the agent steps of one run segment."""
+
+    def __init__(self, engine: Engine, run: RunRecord, tools: ToolCalls) -> None:
+        self.engine = engine
+        self.run = run
+        self.tools = tools
+        self.consulted: dict[str, tuple[AgentManifest, Decision]] = {}
+
+    def execute(
+        self, writes: StepWrites, key: str, name: str, value: Any, meter: Meter
+    ) -> tuple[dict[str, Any], Usage]:
+        """The step ``key`` of agent ``name`` on ``value``: from the cache or by running it."""
+        manifest = self.engine.registry.get(name)
+        if manifest.cache is not None:
+            decision = self.engine.cache.decide(self.run.id, self.run.tenant, key, manifest, value)
+            self.consulted[key] = (manifest, decision)
+            if decision.hit and decision.output is not None:
+                writes.event(
+                    self.tools.recorder.draft(
+                        "workflow.step.cached",
+                        step=key,
+                        agent=manifest.name,
+                        entry=decision.entry,
+                        similarity=decision.similarity,
+                    )
+                )
+                self.engine.store.add_tokens(
+                    self.run.id, key, [str(decision.output.get("text", ""))]
+                )
+                return decision.output, Usage()
+        return self.agent(writes, manifest, value, key, meter, [0], depth=0)
+
+    def cache_column(self, key: str) -> str | None:
+        """The step's ``cache`` column: ``hit``, ``miss``, or None when it did not consult."""
+        consulted = self.consulted.get(key)
+        if consulted is None:
+            return None
+        return HIT if consulted[1].hit else MISS
+
+    def settle(self, key: str, status: str, output: Any) -> None:
+        """Once the step is recorded: store the result of a miss that ended done."""
+        consulted = self.consulted.pop(key, None)
+        if consulted is not None and status == DONE and not consulted[1].hit:
+            self.remember(key, *consulted, output)
+
+    def remember(
+        self, key: str, agent: AgentManifest, decision: Decision, output: dict[str, Any]
+    ) -> None:
+        """Store a successful step's result in the semantic cache; a failure only warns."""
+        try:
+            cache = self.engine.cache
+            vector = decision.vector or cache.embed(decision.prompt)
+            cache.put(
+                self.run.tenant,
+                agent,
+                decision.prompt,
+                vector,
+                output,
+                run_id=self.run.id,
+                step_key=key,
+            )
+        except Exception:  # the step is done; a lost cache entry costs a future miss
+            log.warning("semantic cache: could not store step %s", key, exc_info=True)
+
+    def agent(
+        self,
+        writes: StepWrites,
+        agent: AgentManifest,
+        value: Any,
+        key: str,
+        parent: Meter,
+        counter: list[int],
+        *,
+        depth: int,
+    ) -> tuple[dict[str, Any], Usage]:
+        meter = Meter(f"agent {agent.name} (step {key})", agent.budget, parent=parent)
+        writer = TokenWriter(self.engine.store, self.run.id, key)
+
+        def call_agent(name: str, text: Any) -> dict[str, Any]:
+            if depth + 1 >= MAX_AGENT_DEPTH:
+                raise InvalidInputError(f"agents.call: nesting deeper than {MAX_AGENT_DEPTH}")
+            nested = self.engine.registry.get(name)
+            output, _usage = self.agent(writes, nested, text, key, meter, counter, depth=depth + 1)
+            return output
+
+        io = AgentIO(
+            call_tool=lambda name, args: self.tools.call(
+                writes, key, agent, name, args, counter, call_agent=call_agent
+            ),
+            emit=writer.write,
+        )
+        result = AgentResult(text="")
+        try:
+            self.engine.runner.run(agent, value, meter=meter, io=io, into=result)
+        except BudgetExceededError as exc:
+            exc.usage = Usage(result.prompt_tokens, result.completion_tokens, result.cost)
+            raise
+        finally:
+            writer.flush()
+        usage = Usage(result.prompt_tokens, result.completion_tokens, result.cost)
+        return result.output(), usage
+
+
+class TokenWriter:
+    """Buffers streamed text and writes it to ``run_tokens`` every ~0.2 s."""
+
+    def __init__(self, store: RunStore, run_id: str, key: str) -> None:
+        self.store, self.run_id, self.key = store, run_id, key
+        self.buffer: list[str] = []
+        self.last = time.monotonic()
+
+    def write(self, text: str) -> None:
+        if text:
+            self.buffer.append(text)
+        if time.monotonic() - self.last >= TOKEN_FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.store.add_tokens(self.run_id, self.key, ["".join(self.buffer)])
+            self.buffer = []
+        self.last = time.monotonic()

@@ -1,0 +1,152 @@
+"""Pruned BM25 top-k on SQLite FTS5: the same chunks, order and scores as ranking every match.
+
+The reference ranks the full OR of the words over the tenant's chunks
+with plain SQL; the pruned search must agree on every query, the first
+time a word is seen (loose bounds), the second (tight bounds), and after
+writes that change the index underneath the cached bounds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from janus_stack.ledger import migrations
+from janus_stack.ledger.database import Ledger
+from janus_stack.ledger.models import Chunk, Document, DocumentVersion, Tenant
+from janus_stack.retrieve import Filters, keyword
+from janus_stack.retrieve.chunks import query_terms
+from janus_stack.retrieve.fulltext_topk import candidate_expression
+from janus_stack.urls import SlotURL
+
+TENANT = "acme"
+WORDS = [f"w{i:02d}" for i in range(40)]
+RARE = "zorbulite"
+
+
+@pytest.fixture
+def sqlite_ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger(SlotURL.parse("relational", f"sqlite:///{tmp_path}/ledger.db")) as opened:
+        migrations.upgrade(opened)
+        yield opened
+
+
+def add_chunks(ledger: Ledger, tenant: str, name: str, texts: list[str]) -> None:
+    """One done document of ``tenant`` whose chunks are ``texts``."""
+    doc_id = hashlib.sha256(f"{tenant}:{name}".encode()).hexdigest()
+    with ledger.session() as session:
+        if session.get(Tenant, tenant) is None:
+            session.add(Tenant(id=tenant, name=tenant))
+            session.flush()
+        document = Document(id=str(uuid.uuid4()), tenant_id=tenant, source=f"/{name}", title=name)
+        session.add(document)
+        session.flush()
+        version = DocumentVersion(
+            document_id=document.id,
+            tenant_id=tenant,
+            doc_id=doc_id,
+            version=1,
+            object_key="",
+            size=1,
+            status="done",
+        )
+        session.add(version)
+        session.flush()
+        for ordinal, body in enumerate(texts):
+            session.add(
+                Chunk(
+                    id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{name}/{ordinal}")),
+                    tenant_id=tenant,
+                    version_id=version.id,
+                    doc_id=doc_id,
+                    ordinal=ordinal,
+                    text=body,
+                    text_sha256=hashlib.sha256(body.encode()).hexdigest(),
+                    heading_path=[],
+                    char_start=0,
+                    char_end=len(body),
+                )
+            )
+
+
+def zipf_texts(rng: random.Random, count: int) -> list[str]:
+    weights = [1 / (rank + 1) for rank in range(len(WORDS))]
+    return [" ".join(rng.choices(WORDS, weights, k=rng.randint(3, 40))) for _ in range(count)]
+
+
+def reference(ledger: Ledger, tenant: str, query: str, limit: int) -> list[tuple[str, float]]:
+    """Every match ranked, no pruning: the tenant's best ``limit`` by bm25, then chunk ID."""
+    expression = " OR ".join(f'"{term}"' for term in query_terms(query))
+    with ledger.session() as session:
+        rows = session.execute(
+            text(
+                "SELECT k.chunk_id, -bm25(chunks_fts) AS score FROM chunks_fts "
+                "JOIN chunks_fts_keys AS k ON k.key = chunks_fts.rowid "
+                "WHERE chunks_fts MATCH :expression AND k.tenant_id = :tenant "
+                "ORDER BY bm25(chunks_fts), k.chunk_id LIMIT :limit"
+            ),
+            {"expression": expression, "tenant": tenant, "limit": limit},
+        ).all()
+    return [(row[0], float(row[1])) for row in rows]
+
+
+def pruned(ledger: Ledger, tenant: str, query: str, limit: int) -> list[tuple[str, float]]:
+    found = keyword.search(ledger, tenant, query, Filters.parse({}), limit)
+    return [(c.chunk_id, c.score) for c in found]
+
+
+def assert_same(ledger: Ledger, query: str, limit: int, tenant: str = TENANT) -> None:
+    got, want = pruned(ledger, tenant, query, limit), reference(ledger, tenant, query, limit)
+    assert [chunk for chunk, _ in got] == [chunk for chunk, _ in want], query
+    assert [score for _, score in got] == pytest.approx([score for _, score in want], rel=1e-9)
+
+
+def test_pruned_ranking_equals_ranking_every_match(sqlite_ledger: Ledger) -> None:
+    rng = random.Random(7)
+    add_chunks(sqlite_ledger, TENANT, "a", zipf_texts(rng, 300))
+    add_chunks(sqlite_ledger, "other", "b", zipf_texts(rng, 200))
+    queries = [" ".join(rng.sample(WORDS, rng.randint(1, 6))) for _ in range(40)]
+    queries += [
+        "w00 w01",
+        "w00 w01 w02 w03",
+        f"{RARE} w00",
+        "w39 w38 w37 nothinglikethis",
+        "___ w03",
+    ]
+    for limit in (3, 10, 30):
+        for query in queries * 2:  # first sight: loose bounds; again: tight bounds
+            assert_same(sqlite_ledger, query, limit)
+    assert pruned(sqlite_ledger, TENANT, "nothinglikethis", 10) == []
+
+
+def test_cached_bounds_follow_writes(sqlite_ledger: Ledger) -> None:
+    rng = random.Random(11)
+    add_chunks(sqlite_ledger, TENANT, "a", zipf_texts(rng, 200))
+    query = "w05 w09 w14"
+    for _ in range(2):
+        assert_same(sqlite_ledger, query, 10)
+    # A chunk made of the query's words outscores every bound cached before it.
+    add_chunks(sqlite_ledger, TENANT, "b", ["w05 w09 w14 " * 20, f"{RARE} w05"])
+    assert_same(sqlite_ledger, query, 10)
+    best = pruned(sqlite_ledger, TENANT, query, 10)[0][0]
+    with sqlite_ledger.session() as session:
+        assert session.scalar(select(Chunk.text).where(Chunk.id == best)).startswith("w05 w09")
+    with sqlite_ledger.session() as session:
+        session.execute(text("DELETE FROM chunks WHERE text LIKE 'w05 w09 w14 w05%'"))
+    assert_same(sqlite_ledger, query, 10)
+    assert_same(sqlite_ledger, f"{RARE} w09", 10)
+
+
+def test_candidates_are_the_minimal_term_sets_reaching_the_threshold() -> None:
+    expression = candidate_expression(["a", "b", "c"], [3.0, 2.0, 1.0], 4.0)
+    assert expression == '("a" AND "b") OR ("a" AND "c")'
+    assert candidate_expression(["a", "b"], [3.0, 2.0], 2.5) == '("a")'
+    assert candidate_expression(["a", "b"], [1.0, 1.0], 3.0) is None  # out of reach
+    many = [f"t{i}" for i in range(20)]
+    assert candidate_expression(many, [1.0] * 20, 10.0) is None  # too many sets to name
