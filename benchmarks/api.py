@@ -6,8 +6,8 @@ each) ingested in process. Then:
 1. **in process**: ``Retriever.search`` (hybrid, k=10) over a fixed list of
    queries, one at a time, before and after the server runs (the faster of
    the two is the baseline: the machine is shared and noisy);
-2. **over HTTP**: ``janus serve`` on 127.0.0.1 (one process, as embedded
-   stores require) is started on that home; ``POST /v1/search`` with the
+2. **over HTTP**: ``janus serve`` on 127.0.0.1 (one process by default, as
+   embedded stores require) is started on that home; ``POST /v1/search`` with the
    same queries, one client at a time (the like-for-like ratio) and with
    ``--clients`` concurrent clients (throughput); ``GET /healthz`` with the
    same concurrency (the server's floor: routing, JSON, metrics, no Janus).
@@ -17,7 +17,15 @@ so the client side costs a little of the same two cores the server uses;
 numbers are for this machine and this load, read the ratio, not the
 absolute values. Rate limits are set out of the way for the run.
 
-Run: ``python -m benchmarks.api [--clients 8] [--requests 400] [--json]``.
+``--workers N`` serves with N processes, which ``janus serve`` allows only
+on server backends: give them with ``--slot SLOT=URL`` (repeatable; written
+to the temporary home's ``janus.toml``), e.g. ``--slot vectors=http://…:6333
+?collection=bench --slot graph=falkordb://… --slot relational=postgresql+psycopg://…
+--slot objects=s3://… --slot cache=redis://…`` — point them at throwaway
+stores, the corpus is ingested into them.
+
+Run: ``python -m benchmarks.api [--clients 8] [--requests 400] [--workers N]
+[--slot SLOT=URL ...] [--json]``.
 """
 
 from __future__ import annotations
@@ -41,7 +49,8 @@ import httpx
 from gensim.test.utils import datapath
 
 from janus_stack.api.keys import KeyStore
-from janus_stack.config import load_settings
+from janus_stack.cli.serve import single_writer_slots
+from janus_stack.config import SLOTS, load_settings
 from janus_stack.context import Janus
 from janus_stack.ingest.pipeline import IngestOptions, Ingestor
 from janus_stack.retrieve import Retriever
@@ -159,20 +168,38 @@ def health_call(client: httpx.Client, _i: int) -> httpx.Response:
     return client.get("/healthz")
 
 
-def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+def write_slots(home: Path, slots: list[str]) -> None:
+    """``--slot SLOT=URL`` options as the home's ``janus.toml``."""
+    if not slots:
+        return
+    lines = ["[slots]"]
+    for option in slots:
+        slot, sep, url = option.partition("=")
+        if not sep or slot not in SLOTS or not url:
+            raise SystemExit(f"--slot {option!r}: expected SLOT=URL with SLOT one of {SLOTS}")
+        lines.append(f"{slot} = {json.dumps(url)}")
+    (home / "janus.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def serve(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("JANUS_")}
     env["JANUS_HOME"] = str(home)
     janus = str(Path(sys.executable).with_name("janus"))
-    process = subprocess.Popen(
-        [janus, "serve", "--port", str(port), "--key-rate", "1e6", "--key-burst", "1000000",
-         "--tenant-rate", "1e6", "--tenant-burst", "1000000"],
-        env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with (home / "serve.log").open("wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [janus, "serve", "--port", str(port), "--workers", str(workers),
+             "--key-rate", "1e6", "--key-burst", "1000000",
+             "--tenant-rate", "1e6", "--tenant-burst", "1000000"],
+            env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
+        if process.poll() is not None:
+            tail = (home / "serve.log").read_text(errors="replace")[-2000:]
+            raise SystemExit(f"janus serve exited with {process.returncode}: {tail}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return process, url
@@ -186,17 +213,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="janus serve processes (server backends only)"
+    )
+    parser.add_argument(
+        "--slot",
+        action="append",
+        default=[],
+        metavar="SLOT=URL",
+        help="a slot URL for the served home (repeatable), e.g. vectors=http://qdrant:6333",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.workers < 1:
+        raise SystemExit("--workers must be at least 1")
 
     with tempfile.TemporaryDirectory(prefix="janus-bench-api-") as folder:
         home = Path(folder)
+        write_slots(home, args.slot)
+        settings = load_settings(environ={"JANUS_HOME": str(home)}, cwd=home)
+        embedded = single_writer_slots(settings)
+        if args.workers > 1 and embedded:
+            raise SystemExit(
+                f"--workers {args.workers} needs server backends; embedded: {', '.join(embedded)} "
+                "(give them with --slot SLOT=URL)"
+            )
         prepare(home)
         before = in_process(home, args.requests // 2)
 
         with Janus(load_settings(environ={"JANUS_HOME": str(home)}, cwd=home)) as janus:
             token = KeyStore(janus.ledger).create(tenant="bench", role="reader")[1]
-        process, url = serve(home)
+        process, url = serve(home, args.workers)
         try:
             rows = [
                 before,
@@ -213,8 +260,14 @@ def main() -> None:
         rows[0] = max(before, after, key=lambda row: row["rps"])
     ratio = rows[1]["rps"] / rows[0]["rps"]
     if args.json:
-        print(json.dumps({"rows": rows, "api_vs_in_process": ratio}, indent=2))
+        print(
+            json.dumps(
+                {"workers": args.workers, "rows": rows, "api_vs_in_process": ratio}, indent=2
+            )
+        )
         return
+    backends = ", ".join(f"{slot}={settings.slot_url(slot).scheme}" for slot in SLOTS[:6])
+    print(f"janus serve with {args.workers} worker(s); {backends}")
     print(f"{'path':<20}{'clients':>8}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}")
     for row in rows:
         print(

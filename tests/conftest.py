@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -81,10 +82,9 @@ def pg_admin() -> Iterator[str]:
     yield PG_ADMIN
 
 
-@pytest.fixture
-def pg_database(pg_admin: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    name = f"janus_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+@contextmanager
+def scratch_database(pg_admin: str, name: str) -> Iterator[str]:
+    """Create the PostgreSQL database ``name``; yield its SQLAlchemy URL; drop it even if in use."""
     with psycopg.connect(pg_admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
@@ -98,6 +98,22 @@ def pg_database(pg_admin: str) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@contextmanager
+def migrated_database(pg_admin: str, name: str) -> Iterator[str]:
+    """:func:`scratch_database` with the ledger's schema, for fixtures shared by a module."""
+    with scratch_database(pg_admin, name) as url:
+        with Ledger(SlotURL.parse("relational", url)) as ledger:
+            migrations.upgrade(ledger)
+        yield url
+
+
+@pytest.fixture
+def pg_database(pg_admin: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    with scratch_database(pg_admin, f"janus_test_{RUN_ID}_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -13,13 +13,18 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from conftest import service_missing
+from conftest import RUN_ID, service_missing
+from janus_stack.ledger.database import Ledger
+from janus_stack.slots.queue import TaskHandlers
+from janus_stack.slots.queue.dramatiq import DramatiqQueue
+from janus_stack.urls import SlotURL
 
 SERVER_SCRIPT = Path(__file__).parent / "conformance" / "_s3_server.py"
 S3_KEYS = "access_key=janus-test&secret_key=janus-test-secret"
@@ -119,3 +124,21 @@ def falkordb_url_fixture() -> Iterator[str]:
             yield f"falkordb://127.0.0.1:{port}?graph=janus_test_{uuid.uuid4().hex[:8]}"
     except RuntimeError as exc:
         service_missing(str(exc))
+
+
+# -- RabbitMQ queues of one test -------------------------------------------------------
+
+
+@contextmanager
+def own_rabbitmq_queue(
+    amqp_url: str, monkeypatch: pytest.MonkeyPatch, options: str = ""
+) -> Iterator[str]:
+    """A queue URL with a prefix no other test uses, set as JANUS_QUEUE_URL for this process
+    and the CLI it starts; its queues are deleted afterwards. ``options`` extends the query."""
+    url = f"{amqp_url.rstrip('/')}/?prefix=janus_test_{RUN_ID}_{uuid.uuid4().hex[:8]}{options}"
+    monkeypatch.setenv("JANUS_QUEUE_URL", url)
+    yield url
+    unopened = Ledger(SlotURL.parse("relational", "sqlite://"))
+    DramatiqQueue(
+        SlotURL.parse("queue", url), ledger=unopened, handlers=TaskHandlers()
+    ).delete_queues()

@@ -30,6 +30,18 @@ from janus_stack.ledger.database import Ledger
 JANUS = str(Path(sys.executable).with_name("janus"))
 ROLES = ("admin", "writer", "reader", "agent")
 TENANTS = ("acme", "globex")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+APPROVE = """\
+name: approve
+description: Ask a human, then summarise the answer.
+inputs:
+  topic: {description: "What to approve."}
+steps:
+  - {id: ask, kind: human, prompt: "Approve {{ inputs.topic }}?"}
+  - {id: summary, kind: agent, agent: summariser, input: "{{ steps.ask.output.text }}"}
+output:
+  answer: "{{ steps.ask.output.text }}"
+"""
 
 
 def free_port() -> int:
@@ -96,6 +108,24 @@ def start_server(home: Path, *args: str, timeout: float = 90.0) -> Server:
         time.sleep(0.2)
     process.kill()
     pytest.fail(f"janus serve did not become healthy in {timeout} s:\n{server.log()}")
+
+
+def start_workflow_server(
+    home: Path, specs: dict[str, tuple[str, str, list[str]]]
+) -> tuple[Server, dict[str, str]]:
+    """``janus serve`` running the example agents and workflows, plus ``approve`` (a human
+    step) in ``home``; returns the server and the tokens of the keys made from ``specs``."""
+    (home / "workflows").mkdir()
+    (home / "workflows" / "approve.yaml").write_text(APPROVE)
+    tokens = make_keys(home, specs)
+    started = start_server(
+        home,
+        "--agents-dir",
+        str(EXAMPLES / "agents"),
+        "--workflows-dir",
+        str(EXAMPLES / "workflows"),
+    )
+    return started, tokens
 
 
 def stop_server(server: Server) -> None:

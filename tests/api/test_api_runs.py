@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_server import Server, make_keys, start_server, stop_server
+from api_server import APPROVE, EXAMPLES, Server, start_workflow_server, stop_server
 
 from janus_stack.client import (
     AsyncJanusClient,
@@ -29,37 +28,15 @@ from janus_stack.client import (
     UnauthorizedError,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUESTION = {"question": "Who commanded Apollo 8?"}
-APPROVE = """\
-name: approve
-description: Ask a human, then summarise the answer.
-inputs:
-  topic: {description: "What to approve."}
-steps:
-  - {id: ask, kind: human, prompt: "Approve {{ inputs.topic }}?"}
-  - {id: summary, kind: agent, agent: summariser, input: "{{ steps.ask.output.text }}"}
-output:
-  answer: "{{ steps.ask.output.text }}"
-"""
 ROLES = ("admin", "writer", "reader", "agent")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("runs-home")
-    (home / "workflows").mkdir()
-    (home / "workflows" / "approve.yaml").write_text(APPROVE)
     specs = {f"{t}:{r}": (t, r, []) for t in ("acme", "globex") for r in ROLES}
     specs["acme:readonly-writer"] = ("acme", "writer", ["runs:read"])
-    tokens = make_keys(home, specs)
-    started = start_server(
-        home,
-        "--agents-dir",
-        str(EXAMPLES / "agents"),
-        "--workflows-dir",
-        str(EXAMPLES / "workflows"),
-    )
+    started, tokens = start_workflow_server(tmp_path_factory.mktemp("runs-home"), specs)
     started.keys = {tuple(name.split(":")): token for name, token in tokens.items()}  # type: ignore[misc]
     try:
         yield started

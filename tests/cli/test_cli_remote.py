@@ -19,21 +19,9 @@ from typing import Any
 
 import pytest
 
-from api.api_server import Server, make_keys, start_server, stop_server
+from api.api_server import APPROVE, EXAMPLES, Server, start_workflow_server, stop_server
 
 JANUS = [sys.executable, "-m", "janus_stack"]
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-APPROVE = """\
-name: approve
-description: Ask a human, then summarise the answer.
-inputs:
-  topic: {description: "What to approve."}
-steps:
-  - {id: ask, kind: human, prompt: "Approve {{ inputs.topic }}?"}
-  - {id: summary, kind: agent, agent: summariser, input: "{{ steps.ask.output.text }}"}
-output:
-  answer: "{{ steps.ask.output.text }}"
-"""
 APOLLO = (
     "Apollo 8 was the first crewed spacecraft to orbit the Moon. Frank Borman commanded "
     "Apollo 8, with James Lovell and William Anders. NASA launched it in December 1968.\n"
@@ -43,18 +31,8 @@ GEMINI = "Gemini 7 flew in December 1965. Frank Borman and James Lovell spent tw
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("remote-home")
-    (home / "workflows").mkdir()
-    (home / "workflows" / "approve.yaml").write_text(APPROVE)
     specs = {f"acme:{role}": ("acme", role, []) for role in ("admin", "writer", "reader")}
-    tokens = make_keys(home, specs)
-    started = start_server(
-        home,
-        "--agents-dir",
-        str(EXAMPLES / "agents"),
-        "--workflows-dir",
-        str(EXAMPLES / "workflows"),
-    )
+    started, tokens = start_workflow_server(tmp_path_factory.mktemp("remote-home"), specs)
     started.keys = {("acme", name.split(":")[1]): token for name, token in tokens.items()}
     try:
         yield started

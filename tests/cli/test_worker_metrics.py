@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,29 +25,22 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import RUN_ID
 from janus_stack.config import load_settings
 from janus_stack.ledger import migrations
 from janus_stack.ledger.database import Ledger
 from janus_stack.slots import queue
 from janus_stack.slots.queue import PROBE_TASK, TaskHandlers
-from janus_stack.slots.queue.dramatiq import DramatiqQueue
 from janus_stack.telemetry import Telemetry
 from janus_stack.telemetry.otel import OtelTracer
 from janus_stack.telemetry.requests import bound_request_id
-from janus_stack.urls import SlotURL
 from otlp_collector import Collector
+from services import own_rabbitmq_queue
 
 
 @pytest.fixture
 def queue_url(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"{amqp_url.rstrip('/')}/?prefix=janus_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("JANUS_QUEUE_URL", url)
-    yield url
-    unopened = Ledger(SlotURL.parse("relational", "sqlite://"))
-    DramatiqQueue(
-        SlotURL.parse("queue", url), ledger=unopened, handlers=TaskHandlers()
-    ).delete_queues()
+    with own_rabbitmq_queue(amqp_url, monkeypatch) as url:
+        yield url
 
 
 @pytest.fixture

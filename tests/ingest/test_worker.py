@@ -40,14 +40,12 @@ from janus_stack.ingest.enqueue import ProjectionQueue
 from janus_stack.ingest.pipeline import IngestOptions, Ingestor
 from janus_stack.ingest.projection import Projector
 from janus_stack.ingest.tasks import PROJECT_TASK, project_task, register_ingest_tasks
-from janus_stack.ledger.database import Ledger
 from janus_stack.ledger.models import DocumentVersion, IngestionStage, Task
 from janus_stack.ops.inventory import stats
 from janus_stack.ops.verify import verify
 from janus_stack.slots import queue as queue_slot
 from janus_stack.slots.queue import TaskHandlers
-from janus_stack.slots.queue.dramatiq import DramatiqQueue
-from janus_stack.urls import SlotURL
+from services import own_rabbitmq_queue
 
 JANUS = [sys.executable, "-m", "janus_stack"]
 TENANT = "default"
@@ -63,14 +61,8 @@ def queue_url(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     A 3 s task lease lets a restarted worker take over a killed one's task quickly.
     """
-    prefix = f"janus_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    url = f"{amqp_url.rstrip('/')}/?prefix={prefix}&lease=3"
-    monkeypatch.setenv("JANUS_QUEUE_URL", url)
-    yield url
-    unopened = Ledger(SlotURL.parse("relational", "sqlite://"))
-    DramatiqQueue(
-        SlotURL.parse("queue", url), ledger=unopened, handlers=TaskHandlers()
-    ).delete_queues()
+    with own_rabbitmq_queue(amqp_url, monkeypatch, "&lease=3") as url:
+        yield url
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -17,18 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
+from conftest import migrated_database
 from janus_stack.config import load_settings
 from janus_stack.context import Janus
 from janus_stack.ingest.pipeline import IngestOptions, Ingestor
 from janus_stack.ingest.spacy_extractor import SpacyEntityExtractor
-from janus_stack.ledger import migrations
-from janus_stack.ledger.database import Ledger
 from janus_stack.retrieve import Retriever
-from janus_stack.urls import SlotURL
 
 SCIENCE = {
     "observatory.md": "# Atacama Observatory\n\n"
@@ -80,19 +76,8 @@ def extractor_fixture() -> SpacyEntityExtractor:
 @pytest.fixture(scope="module", name="module_pg_url")
 def module_pg_url_fixture(pg_admin: str) -> Iterator[str]:
     """A PostgreSQL database for one module, migrated, dropped afterwards."""
-    name = f"janus_test_retrieve_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = pg_admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
-    try:
-        with Ledger(SlotURL.parse("relational", url)) as ledger:
-            migrations.upgrade(ledger)
+    with migrated_database(pg_admin, f"janus_test_retrieve_{uuid.uuid4().hex[:12]}") as url:
         yield url
-    finally:
-        with psycopg.connect(pg_admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def write(folder: Path, docs: dict[str, str]) -> dict[str, Path]:

@@ -22,15 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import create_engine, text
 
 from conformance._llm_servers import LlamaServer
-from janus_stack.ledger import migrations
-from janus_stack.ledger.database import Ledger
-from janus_stack.urls import SlotURL
+from conftest import migrated_database
 
 
 @pytest.fixture(scope="module", name="tiny_model_path")
@@ -61,19 +57,8 @@ def llama_server_fixture(
 @pytest.fixture(scope="module", name="module_pg_ledger")
 def module_pg_ledger_fixture(pg_admin: str) -> Iterator[str]:
     """A migrated PostgreSQL database for one test module, dropped afterwards."""
-    name = f"janus_test_runs_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = pg_admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
-    try:
-        with Ledger(SlotURL.parse("relational", url)) as ledger:
-            migrations.upgrade(ledger)
+    with migrated_database(pg_admin, f"janus_test_runs_{uuid.uuid4().hex[:12]}") as url:
         yield url
-    finally:
-        with psycopg.connect(pg_admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"], name="relational_url")

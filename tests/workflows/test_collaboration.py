@@ -184,21 +184,26 @@ def ingest_memory(janus: Janus, home: Path) -> None:
     assert not report.failed, report.as_dict()
 
 
-def test_a_two_agent_run_is_remembered_in_the_graph_and_verify_agrees(
-    home: Path, runs: Runs, janus: Janus, workflow: Make
-) -> None:
+@pytest.fixture(name="duo")
+def duo_fixture(home: Path, janus: Janus, workflow: Make) -> WorkflowSpec:
+    """A researcher then a writer (no model) over the ingested Apollo memory."""
     ingest_memory(janus, home)
     for name in ("researcher", "writer"):
         write(home / "agents" / f"{name}.yaml", f"name: {name}\ninstructions: work\nmodel: none\n")
-    spec = workflow("""
+    return workflow("""
         name: duo
         inputs: {q: {}}
         steps:
           - {id: research, kind: agent, agent: researcher, input: "{{ inputs.q }}"}
           - {id: draft, kind: agent, agent: writer, input: "{{ steps.research.output }}"}
     """)
+
+
+def test_a_two_agent_run_is_remembered_in_the_graph_and_verify_agrees(
+    runs: Runs, janus: Janus, duo: WorkflowSpec
+) -> None:
     question = "What does Alice Johnson do at Acme Corporation?"
-    first, second = (execute(runs, spec, {"q": question}) for _ in range(2))
+    first, second = (execute(runs, duo, {"q": question}) for _ in range(2))
     assert runs.store.run(first).status == runs.store.run(second).status == "done"
 
     researcher = agent_entity_id("default", "researcher")
@@ -239,21 +244,9 @@ def test_a_cache_policy_is_refused_for_an_agent_that_writes(toolbox: Toolbox) ->
 
 
 def test_deleting_the_last_document_of_a_topic_lets_it_go_and_verify_agrees(
-    home: Path, runs: Runs, janus: Janus, workflow: Make
+    runs: Runs, janus: Janus, duo: WorkflowSpec
 ) -> None:
-    ingest_memory(janus, home)
-    write(
-        home / "agents" / "researcher.yaml", "name: researcher\ninstructions: work\nmodel: none\n"
-    )
-    write(home / "agents" / "writer.yaml", "name: writer\ninstructions: work\nmodel: none\n")
-    spec = workflow("""
-        name: duo
-        inputs: {q: {}}
-        steps:
-          - {id: research, kind: agent, agent: researcher, input: "{{ inputs.q }}"}
-          - {id: draft, kind: agent, agent: writer, input: "{{ steps.research.output }}"}
-    """)
-    run_id = execute(runs, spec, {"q": "What does Alice Johnson do at Acme Corporation?"})
+    run_id = execute(runs, duo, {"q": "What does Alice Johnson do at Acme Corporation?"})
     run_node = run_entity_id("default", run_id)
     topics = [
         e.id

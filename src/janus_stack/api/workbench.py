@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from janus_stack.agents.budget import PriceTable
 from janus_stack.agents.registry import AgentRegistry, agent_directories
 from janus_stack.agents.sourcefile import SpecError, parse_text
 from janus_stack.agents.tools import Access, Tool, Toolbox, ToolContext
@@ -35,8 +34,7 @@ from janus_stack.errors import InvalidInputError, JanusError, NotFoundError
 from janus_stack.ingest.enqueue import queued_mode
 from janus_stack.workflows.catalog import WORKFLOW_SUFFIXES, workflow_files
 from janus_stack.workflows.checks import check_workflow
-from janus_stack.workflows.hooks import HookChain, entry_point_hooks
-from janus_stack.workflows.runs import Runs
+from janus_stack.workflows.runs import Runs, home_runs
 from janus_stack.workflows.spec import WorkflowSpec, load_workflow
 from janus_stack.workflows.store import RUNNING
 
@@ -176,14 +174,7 @@ def open_workbench(
     registry = AgentRegistry(
         agent_directories(settings.home, [Path(d) for d in agents_dirs]), toolbox
     )
-    runs = Runs(
-        janus,
-        registry,
-        toolbox,
-        prices=PriceTable.load(settings.home / "prices.toml"),
-        hooks=HookChain(entry_point_hooks()),
-    )
-    runs.register(janus.handlers)
+    runs = home_runs(janus, registry, toolbox)
     inline = not queued_mode(janus)
     if inline:
         janus.queue.start()

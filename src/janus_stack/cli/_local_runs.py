@@ -12,15 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from janus_stack.agents import PriceTable
 from janus_stack.cli._backend import Update
 from janus_stack.cli._home import LocalHome
 from janus_stack.cli.agents import workbench
 from janus_stack.config import Settings
 from janus_stack.context import Janus
 from janus_stack.workflows.checks import validate_file
-from janus_stack.workflows.hooks import HookChain, entry_point_hooks
-from janus_stack.workflows.runs import Runs
+from janus_stack.workflows.runs import Runs, home_runs
 from janus_stack.workflows.spec import find_workflow
 from janus_stack.workflows.store import QUEUED, RUNNING, RunStore
 
@@ -31,15 +29,7 @@ MAX_TOKENS = 100_000  # streamed pieces joined into a run's text
 def workflow_runs(janus: Janus, settings: Settings, agents_dir: list[Path] | None) -> Runs:
     """The run service, its task registered on ``janus.handlers`` (``janus worker`` too)."""
     registry, toolbox = workbench(settings, agents_dir)
-    runs = Runs(
-        janus,
-        registry,
-        toolbox,
-        prices=PriceTable.load(settings.home / "prices.toml"),
-        hooks=HookChain(entry_point_hooks()),
-    )
-    runs.register(janus.handlers)
-    return runs
+    return home_runs(janus, registry, toolbox)
 
 
 class LocalRuns:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from typing import cast as cast_type
@@ -44,7 +45,6 @@ from janus_stack.events.chain import (
     EventRecord,
     VerifyReport,
     as_utc,
-    event_hash,
     normalise_payload,
 )
 from janus_stack.events.fields import EventDraft, check_moment, check_text, check_type
@@ -206,8 +206,7 @@ class EventLog:
         now = datetime.now(UTC)
         records: list[EventRecord] = []
         for offset, draft in enumerate(drafts):
-            digest = event_hash(
-                prev_hash,
+            unsealed = EventRecord(
                 seq=seq + offset,
                 time=now,
                 tenant=draft.tenant,
@@ -215,21 +214,13 @@ class EventLog:
                 type=draft.type,
                 subject=draft.subject,
                 payload=draft.payload,
+                prev_hash=prev_hash,
+                hash="",
             )
-            records.append(
-                EventRecord(
-                    seq=seq + offset,
-                    time=now,
-                    tenant=draft.tenant,
-                    actor=draft.actor,
-                    type=draft.type,
-                    subject=draft.subject,
-                    payload=draft.payload,
-                    prev_hash=prev_hash,
-                    hash=digest,
-                )
-            )
-            prev_hash = digest
+            # Sealed by the same method verification uses, so the two cannot drift.
+            record = replace(unsealed, hash=unsealed.expected_hash())
+            records.append(record)
+            prev_hash = record.hash
         try:
             connection.execute(
                 _INSERT,

@@ -24,7 +24,7 @@ from janus_stack.ids import check_tenant
 from janus_stack.ingest.enqueue import ensure_ingest_tasks
 from janus_stack.slots.queue import TaskHandlers
 from janus_stack.workflows.engine import Engine
-from janus_stack.workflows.hooks import Hooks
+from janus_stack.workflows.hooks import HookChain, Hooks, entry_point_hooks
 from janus_stack.workflows.spec import WorkflowSpec
 from janus_stack.workflows.store import (
     CANCELLED,
@@ -190,6 +190,23 @@ class Runs:
 def _conflict(run: RunRecord, message: str, *, hint: str | None = None) -> ConflictError:
     """A steering request the run's current state forbids (HTTP 409 naming run and state)."""
     return ConflictError(message, details={"run": run.id, "state": run.status}, hint=hint)
+
+
+def home_runs(janus: Janus, registry: AgentRegistry, toolbox: Toolbox) -> Runs:
+    """The run service ``janus`` commands, workers and the server share, its task registered.
+
+    Prices come from JANUS_HOME's ``prices.toml`` and hooks from installed
+    entry points, so a run costs and reports the same wherever it executes.
+    """
+    runs = Runs(
+        janus,
+        registry,
+        toolbox,
+        prices=PriceTable.load(janus.settings.home / "prices.toml"),
+        hooks=HookChain(entry_point_hooks()),
+    )
+    runs.register(janus.handlers)
+    return runs
 
 
 def register_workflow_tasks(handlers: TaskHandlers, runs: Runs) -> None:
