@@ -164,11 +164,9 @@ class LocalBackend:
 
         def start() -> dict[str, Any]:
             spec = work.workflow(workflow)
-            run_id = work.runs.start(spec, dict(inputs), tenant=principal.tenant)
-            work.runs.event(
-                run_id, principal.tenant, "workflow.run.requested", actor=principal.actor
-            )
-            return work.runs.store.run(run_id).as_dict()
+            return work.runs.request(
+                spec, dict(inputs), tenant=principal.tenant, actor=principal.actor
+            ).as_dict()
 
         return await self.state.guard.read(start)
 

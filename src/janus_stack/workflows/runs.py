@@ -95,6 +95,21 @@ class Runs:
         self._enqueue(self.store.run(run_id))
         return run_id
 
+    def request(
+        self, spec: WorkflowSpec, inputs: dict[str, Any], *, tenant: str, actor: str
+    ) -> RunRecord:
+        """Start a run on behalf of a client; returns the run as it was queued.
+
+        The record is read before the run is scheduled: an inline queue may
+        start it at once, and the caller should get the state its request
+        produced, not whatever a racing worker has made of it since.
+        """
+        run_id = self.create(spec, inputs, tenant=tenant)
+        self.event(run_id, tenant, "workflow.run.requested", actor=actor)
+        queued = self.store.run(run_id)
+        self._enqueue(queued)
+        return queued
+
     def _enqueue(self, run: RunRecord) -> None:
         self.janus.queue.enqueue(
             WORKFLOW_TASK,

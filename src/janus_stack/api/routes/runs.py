@@ -101,9 +101,9 @@ async def start_run(
             if len(text) > MAX_FILE_BYTES:
                 raise InvalidInputError(f"spec is over {MAX_FILE_BYTES} bytes")
             spec = work.parse_workflow(text, "<spec>")
-        run_id = work.runs.start(spec, body.inputs, tenant=principal.tenant)
-        work.runs.event(run_id, principal.tenant, "workflow.run.requested", actor=principal.actor)
-        return work.runs.store.run(run_id).as_dict()
+        return work.runs.request(
+            spec, body.inputs, tenant=principal.tenant, actor=principal.actor
+        ).as_dict()
 
     return await state.guard.read(start)
 
