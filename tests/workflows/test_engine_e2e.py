@@ -93,7 +93,8 @@ def test_the_examples_finish_with_the_real_engine(
     assert research["status"] == "done", research["error"]
     first = research["steps"][0]
     assert first["key"] == "research" and first["output"]["mode"] == "llm"
-    assert first["output"]["tool_calls"] == 1  # tool_choice: required, then the answer
+    # tool_choice: required forces a first call; a random model may call again before its last turn.
+    assert first["output"]["tool_calls"] >= 1
     assert first["prompt_tokens"] > 0 and first["completion_tokens"] > 0
     assert [s["key"] for s in research["steps"]][1] == "found"
     assert set(research["output"]) == {"question", "summary", "citations"}
