@@ -1,4 +1,4 @@
-"""The authorisation matrix: every /v1 route x every role x own / other tenant → exact status.
+"""The authorisation matrix: every /v1 route and /metrics x every role x own / other tenant.
 
 Three ways to reach for tenant B's data with a key of tenant A:
 
@@ -29,7 +29,7 @@ from api_server import (  # noqa: F401 - server_fixture is the `server` fixture
 PERMISSIONS = {
     "admin": {
         *("docs.read", "docs.download", "docs.write", "memory", "events", "verify", "system"),
-        "keys",
+        *("metrics", "keys"),
     },
     "writer": {"docs.read", "docs.download", "docs.write", "memory", "events"},
     "reader": {"docs.read", "docs.download", "memory"},
@@ -97,6 +97,7 @@ ROUTES = [
     Route("events", "events", 200, lambda c, d, p: c.get("/v1/events", params=p)),
     Route("verify", "verify", 200, lambda c, d, p: c.post("/v1/events/verify", params=p)),
     Route("system", "system", 200, lambda c, d, p: c.get("/v1/system", params=p)),
+    Route("metrics", "metrics", 200, lambda c, d, p: c.get("/metrics", params=p)),
     Route("keys.list", "keys", 200, lambda c, d, p: c.get("/v1/keys", params=p)),
     Route("keys.create", "keys", 201, _create_key),
     Route(
@@ -202,7 +203,7 @@ def test_authorization_matrix(
                 if expected == 403:
                     refusals += 1
                     assert response.json()["error"]["type"] == "forbidden"
-                elif expected < 300 and not route.by_id and route.name not in ("upload",):
+                elif expected < 300 and not route.by_id and route.name not in ("upload", "metrics"):
                     _only("globex" if way == "other_param" else "acme", response.json(), route.name)
     assert not failures, "\n".join(failures)
 

@@ -180,9 +180,11 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     (home / "workflows").mkdir()
     (home / "workflows" / "condense.yaml").write_text(CONDENSE)
-    tokens = make_keys(home, {"w": ("acme", "writer", [])})
+    tokens = make_keys(
+        home, {"w": ("acme", "writer", []), "m": ("acme", "admin", ["metrics:read"])}
+    )
     server = start_server(home, "--agents-dir", str(EXAMPLES / "agents"))
-    server.keys = {("acme", "writer"): tokens["w"]}
+    server.keys = {("acme", "writer"): tokens["w"], ("acme", "scraper"): tokens["m"]}
     try:
         yield server
     finally:
@@ -209,7 +211,8 @@ def test_metrics_after_ingest_search_ask_and_runs(model_server: Server) -> None:
         for _ in range(2):  # the second run's step is a semantic-cache hit
             run = client.start_run("condense", inputs={"text": TEXT})
             assert wait_for_run(client.get_run, run["id"])["status"] == "done"
-        found = samples(client.metrics())
+    with JanusClient(model_server.url, model_server.key("acme", "scraper")) as scraper:
+        found = samples(scraper.metrics())
 
     for stage in ("index", "entities", "graph"):
         assert total(found, "janus_ingest_stage_runs_total", stage=stage, outcome="ok") >= 1

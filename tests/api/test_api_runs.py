@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from api_server import APPROVE, EXAMPLES, Server, start_workflow_server, stop_server
+from sqlalchemy import insert
 
 from janus_stack.client import (
     AsyncJanusClient,
@@ -27,6 +28,9 @@ from janus_stack.client import (
     RunEvent,
     UnauthorizedError,
 )
+from janus_stack.config import load_settings
+from janus_stack.ledger.database import Ledger
+from janus_stack.workflows.records import CALLS, INTERRUPTED, RETRY
 
 QUESTION = {"question": "Who commanded Apollo 8?"}
 ROLES = ("admin", "writer", "reader", "agent")
@@ -224,6 +228,45 @@ def test_pause_feedback_resume_cancel(server: Server, writer: JanusClient) -> No
     assert (problem["run"], problem["state"]) == (third["id"], "cancelled")
     assert problem["message"].startswith(f"run {third['id']} is cancelled")
     assert list(writer.stream_run(third["id"]))[-1].data["status"] == "cancelled"
+
+
+def test_resume_can_rerun_interrupted_tool_calls(server: Server, writer: JanusClient) -> None:
+    """A crash cut a call of a tool that is not idempotent: resuming over HTTP re-arms it
+    only when asked to (``janus runs resume --rerun-interrupted`` on the server's machine)."""
+    run = writer.start_run("approve", inputs={"topic": "the payment"})
+    wait_for(writer, run["id"], ("paused",))
+    key = f"{run['id']}:ask:0:interrupted"
+    settings = load_settings(environ={"JANUS_HOME": str(server.home)}, cwd=server.home)
+    with Ledger(settings.slot_url("relational")) as ledger, ledger.engine.begin() as connection:
+        connection.execute(
+            insert(CALLS).values(
+                idempotency_key=key, run_id=run["id"], step_key="ask", tool="crash.once",
+                arguments={}, status=INTERRUPTED, executions=1,
+            )
+        )  # fmt: skip
+
+    def call_status() -> str:
+        return str(
+            next(c for c in writer.get_run(run["id"])["tool_calls"] if c["key"] == key)["status"]
+        )
+
+    assert writer.resume_run(run["id"])["status"] == "queued"
+    wait_for(writer, run["id"], ("paused",))
+    assert call_status() == INTERRUPTED
+    assert writer.resume_run(run["id"], rerun_interrupted=True)["status"] == "queued"
+    wait_for(writer, run["id"], ("paused",))
+    assert call_status() == RETRY
+    resumed = writer.events(type="workflow.run.resumed", subject=f"run:{run['id']}")["events"]
+    assert [e["payload"].get("rerun_interrupted") for e in resumed] == [None, 1]
+
+    headers = {"Authorization": f"Bearer {server.key('acme', 'writer')}"}
+    for body in ({"rerun_interrupted": "perhaps"}, {"rerun": True}):
+        raw = httpx.post(f"{server.url}/v1/runs/{run['id']}/resume", json=body, headers=headers)
+        assert 400 <= raw.status_code < 500 and "rerun" in raw.text, raw.text
+    reader = client(server, "reader")
+    with pytest.raises(ForbiddenError, match="runs:control"):
+        reader.resume_run(run["id"], rerun_interrupted=True)
+    assert writer.cancel_run(run["id"])["status"] == "cancelled"
 
 
 def test_bad_input_names_the_problem(server: Server, writer: JanusClient) -> None:

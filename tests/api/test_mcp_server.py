@@ -152,10 +152,14 @@ def test_tools_and_document_resources_over_stdio(home: Home) -> None:
 
         hits = data(await call(session, "search", query="Who commanded Apollo 8?", k=3))["hits"]
         assert hits and hits[0]["document"]["title"] == "Apollo 8"
+        assert hits[0]["document"]["source"] == "apollo8.md"  # not the path it was read from
         answer = data(await call(session, "ask", question="Who commanded Apollo 8?"))
         assert answer["found"] and "Frank Borman" in answer["answer"] and answer["citations"]
+        assert answer["citations"][0]["document"]["source"] == "apollo8.md"
         topic = data(await call(session, "memory", topic="Apollo 8"))
         assert topic["entity"]["name"] == "Apollo 8" and topic["chunks"]
+        assert "apollo8.md" in {document["source"] for document in topic["documents"]}
+        assert str(EXAMPLES) not in json.dumps([hits, answer, topic])
 
         note = {"title": "Lunar garden", "text": "The zorblat fern grew in the lunar garden."}
         stored = data(await call(session, "ingest", **note, tags={"kind": "note"}))
@@ -165,6 +169,11 @@ def test_tools_and_document_resources_over_stdio(home: Home) -> None:
         assert again["status"] == "unchanged"
         found = data(await call(session, "search", query="zorblat", mode="keyword"))["hits"]
         assert [hit["document"]["id"] for hit in found] == [document_id]
+        assert found[0]["document"]["source"] == "lunar-garden.md"
+        by_source = {"source": "lunar-garden.md"}
+        search = {"query": "lunar garden", "mode": "dense", "filters": by_source}
+        filtered = data(await call(session, "search", **search))["hits"]
+        assert {hit["document"]["id"] for hit in filtered} == {document_id}
 
         read = await session.read_resource(f"janus://documents/{document_id}")
         text, meta = read.contents

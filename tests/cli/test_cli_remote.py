@@ -40,13 +40,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         stop_server(started)
 
 
-def janus(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def janus(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it; a wide terminal keeps Rich from folding table cells."""
     result = subprocess.run(
         [*JANUS, *args],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "1000", **(env or {})},
+        cwd=cwd,
         timeout=300,
         check=False,
     )
@@ -54,12 +57,16 @@ def janus(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     return result
 
 
-def remote(server: Server, role: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return janus("--server", server.url, "--api-key", server.key("acme", role), *args)
+def remote(
+    server: Server, role: str, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return janus("--server", server.url, "--api-key", server.key("acme", role), *args, cwd=cwd)
 
 
-def remote_json(server: Server, role: str, *args: str, code: int = 0) -> Any:
-    result = remote(server, role, *args, "--json")
+def remote_json(
+    server: Server, role: str, *args: str, code: int = 0, cwd: Path | None = None
+) -> Any:
+    result = remote(server, role, *args, "--json", cwd=cwd)
     assert result.returncode == code, result.stdout + result.stderr
     return json.loads(result.stdout)
 
@@ -94,10 +101,12 @@ def corpus(server: Server, tmp_path_factory: pytest.TempPathFactory) -> list[Pat
 
 
 def test_ingest_docs_and_delete_through_the_server(server: Server, corpus: list[Path]) -> None:
-    uploaded = remote(server, "writer", "ingest", *map(str, corpus), "--tag", "topic=space")
+    here = corpus[0].parent  # the files are named as given: relative to here
+    names = [path.name for path in corpus]
+    uploaded = remote(server, "writer", "ingest", *names, "--tag", "topic=space", cwd=here)
     assert uploaded.returncode == 1  # the PNG cannot be extracted; the other files are ingested
     assert "broken.png" in uploaded.stdout and "2 ingested" in uploaded.stdout
-    again = remote_json(server, "writer", "ingest", str(corpus[0]), str(corpus[2]))
+    again = remote_json(server, "writer", "ingest", names[0], f"./{names[2]}", cwd=here)
     assert again["summary"]["unchanged"] == 2 and again["summary"]["chunks"] == 0
     assert again["resumed_versions"] is None  # the server finishes its own leftovers
 
@@ -126,6 +135,27 @@ def test_ingest_docs_and_delete_through_the_server(server: Server, corpus: list[
     refused = remote(server, "reader", "delete", apollo["id"])
     assert refused.returncode == 1
     assert "does not grant 'documents:write'" in refused.stderr and "403" in refused.stderr
+
+
+def test_one_file_name_in_two_folders_is_two_documents(server: Server, tmp_path: Path) -> None:
+    for folder, plant in (("a", "fern"), ("b", "moss")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.md").write_text(f"The zorblat {plant} grows on Tycho base.\n")
+    uploaded = remote_json(
+        server, "writer", "ingest", "a/x.md", "b/x.md", "--no-entities", cwd=tmp_path
+    )
+    assert uploaded["summary"]["ingested"] == 2, uploaded
+    listed = remote_json(server, "reader", "docs", "list", "--limit", "1000")
+    assert {"a/x.md", "b/x.md"} <= {row["name"] for row in listed}
+    hits = remote_json(server, "reader", "search", "zorblat moss", "--mode", "keyword")["hits"]
+    assert hits[0]["document"]["source"] == "b/x.md"  # the name as uploaded, not a server path
+    assert {hit["document"]["source"] for hit in hits} == {"a/x.md", "b/x.md"}
+    (deleted,) = remote_json(server, "writer", "delete", "b/x.md", cwd=tmp_path)
+    after = {
+        row["name"] for row in remote_json(server, "reader", "docs", "list", "--limit", "1000")
+    }
+    assert "a/x.md" in after and "b/x.md" not in after
+    assert deleted["doc_ids_removed"]
 
 
 def test_search_json_has_the_keys_of_local_mode(server: Server, corpus: list[Path]) -> None:
@@ -209,8 +239,13 @@ def test_run_follow_steer_and_conflicts(server: Server, tmp_path: Path) -> None:
     assert run_id in {run["id"] for run in remote_json(server, "reader", "runs", "list")}
     noted = remote_json(server, "writer", "runs", "feedback", run_id, "Approved: go")
     assert noted["id"] == run_id and noted["status"] == "paused"
-    resumed = remote_json(server, "writer", "runs", "resume", run_id)
+    resumed = remote_json(server, "writer", "runs", "resume", run_id, "--rerun-interrupted")
     assert resumed["status"] == "done" and resumed["output"] == {"answer": "Approved: go"}
+    (event,) = remote_json(
+        server, "admin", "audit", "list", "--type", "workflow.run.resumed", "--subject",
+        f"run:{run_id}",
+    )  # fmt: skip
+    assert event["payload"]["rerun_interrupted"] == 0  # asked for; nothing was interrupted
     shown = remote_json(server, "reader", "runs", "show", run_id)
     assert set(shown) >= {"steps", "tool_calls", "feedback", "tokens"}
     assert shown["feedback"][0]["text"] == "Approved: go"

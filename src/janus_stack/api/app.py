@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
 from janus_stack import __version__
 from janus_stack.api import errors
 from janus_stack.api.body_limit import DEFAULT_BODY_BYTES, BodyLimitMiddleware
-from janus_stack.api.metrics import Metrics, MetricsMiddleware
+from janus_stack.api.metrics import Metrics, MetricsMiddleware, metrics_listener
 from janus_stack.api.request_context import RequestContextMiddleware
 from janus_stack.api.routes import agents, documents, events, keys, memory, ops, runs
 from janus_stack.api.state import ApiState, ServerOptions, open_state
@@ -41,15 +41,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         import anyio.to_thread  # noqa: PLC0415
 
-        state: ApiState = await anyio.to_thread.run_sync(
-            open_state, settings, chosen, metrics, observed
-        )
-        app.state.janus_api = state
-        try:
-            yield
-        finally:
-            # Wait for running Janus calls: the write lock is granted once every reader left.
-            await anyio.to_thread.run_sync(close_state, state)
+        with ExitStack() as listening:
+            if chosen.metrics_port is not None:  # first: a taken port fails before models load
+                listening.enter_context(
+                    metrics_listener(observed.registry, chosen.metrics_host, chosen.metrics_port)
+                )
+            state: ApiState = await anyio.to_thread.run_sync(
+                open_state, settings, chosen, metrics, observed
+            )
+            app.state.janus_api = state
+            try:
+                yield
+            finally:
+                # Wait for running Janus calls: the write lock is granted once every reader left.
+                await anyio.to_thread.run_sync(close_state, state)
 
     metrics = Metrics(observed.registry)
     app = FastAPI(

@@ -11,7 +11,11 @@ Every route under ``/v1`` declares the permission it needs with
    on another tenant with ``?tenant=`` (a non-admin naming any other tenant
    gets 403, never that tenant's data);
 4. takes a token from the key's and the tenant's bucket in the cache slot
-   → 429 with ``Retry-After``.
+   → 429 with ``Retry-After`` (:func:`rate_limit`, which the in-process
+   ``janus mcp`` applies per tool call too).
+
+``/metrics`` runs steps 1 and 2 only (:func:`permit`): the metrics belong to
+no tenant, and a scrape must not fail because the scraper's tenant is busy.
 
 Every refusal of steps 1-3 is appended to the event log as
 ``auth.refused`` (with the reason, route and client address, never the
@@ -34,7 +38,8 @@ from starlette.requests import HTTPConnection
 
 from janus_stack.api.errors import ForbiddenError, UnauthorizedError
 from janus_stack.api.keys import KeyRecord, Permission
-from janus_stack.api.state import ApiState, api_state
+from janus_stack.api.metrics import Metrics
+from janus_stack.api.state import ApiState, ServerOptions, api_state
 from janus_stack.context import Janus
 from janus_stack.errors import JanusError, RateLimitedError
 from janus_stack.ids import check_tenant
@@ -187,17 +192,7 @@ async def authorize(
     (FastAPI's ``Request`` dependencies do not apply to WebSocket connections).
     """
     state = api_state(request)
-    refusal = permission_refusal(key, permission)
-    if refusal is not None:
-        raise await _refuse(
-            state,
-            request,
-            refusal,
-            "permission",
-            tenant=key.tenant,
-            subject=key.prefix,
-            extra={"permission": permission.value},
-        )
+    await permit(request, key, permission)
     chosen = key.tenant
     if tenant is not None and tenant != key.tenant:
         if Permission.TENANTS_ANY not in key.permissions:
@@ -219,33 +214,58 @@ async def authorize(
     return principal
 
 
+async def permit(request: HTTPConnection, key: KeyRecord, permission: Permission) -> None:
+    """Refuse (403, logged) a key whose role and scopes do not grant ``permission``.
+
+    No rate token is taken: ``/metrics`` uses this alone, so a scraper keeps
+    reporting while its tenant's traffic exhausts the tenant's bucket.
+    """
+    refusal = permission_refusal(key, permission)
+    if refusal is not None:
+        raise await _refuse(
+            api_state(request),
+            request,
+            refusal,
+            "permission",
+            tenant=key.tenant,
+            subject=key.prefix,
+            extra={"permission": permission.value},
+        )
+
+
 async def _rate_limit(state: ApiState, principal: Principal) -> None:
-    options = state.options
-    cache = state.janus.cache
-    buckets = (
-        ("key", f"janus:rate:key:{principal.key.id}", options.key_rate, options.key_burst),
-        ("tenant", f"janus:rate:tenant:{principal.key.tenant}", options.tenant_rate,
-         options.tenant_burst),
-    )  # fmt: skip
-
-    def take() -> tuple[str, RateLimitedError] | None:
-        for scope, bucket, rate, burst in buckets:
-            try:
-                cache.take_or_raise(bucket, rate=rate, burst=burst)
-            except RateLimitedError as exc:
-                return scope, exc
-        return None
-
-    refused = await anyio.to_thread.run_sync(take)
-    if refused is None:
-        return
-    scope, error = refused
-    state.metrics.rate_limited.labels(scope).inc()
-    await anyio.to_thread.run_sync(_log_rate_limit, state, principal, scope, error.retry_after)
-    raise RateLimitedError(
-        f"rate limit of this {scope} exceeded; retry in {error.retry_after:.2f} s",
-        retry_after=error.retry_after,
+    await anyio.to_thread.run_sync(
+        lambda: rate_limit(state.janus, state.options, state.metrics, principal.key, actor="api")
     )
+
+
+def rate_limit(
+    janus: Janus, options: ServerOptions, metrics: Metrics, key: KeyRecord, *, actor: str
+) -> None:
+    """Take a token from the key's bucket, then from its tenant's, in the cache slot.
+
+    The API and the in-process ``janus mcp`` both call this, with the same
+    bucket names, so one key has one budget whichever way it comes in (and,
+    with a ``redis://`` cache, across processes).
+
+    Raises:
+        RateLimitedError: a bucket is empty; the refusal is counted and logged
+            (at most once a minute per key and scope).
+    """
+    buckets = (
+        ("key", f"janus:rate:key:{key.id}", options.key_rate, options.key_burst),
+        ("tenant", f"janus:rate:tenant:{key.tenant}", options.tenant_rate, options.tenant_burst),
+    )
+    for scope, bucket, rate, burst in buckets:
+        try:
+            janus.cache.take_or_raise(bucket, rate=rate, burst=burst)
+        except RateLimitedError as exc:
+            metrics.rate_limited.labels(scope).inc()
+            _log_rate_limit(janus, key, scope, exc.retry_after, actor)
+            raise RateLimitedError(
+                f"rate limit of this {scope} exceeded; retry in {exc.retry_after:.2f} s",
+                retry_after=exc.retry_after,
+            ) from None
 
 
 async def forbid(request: HTTPConnection, principal: Principal, message: str, reason: str) -> None:
@@ -260,17 +280,17 @@ async def forbid(request: HTTPConnection, principal: Principal, message: str, re
     )
 
 
-def _log_rate_limit(state: ApiState, principal: Principal, scope: str, retry: float) -> None:
-    marker = f"janus:rate-logged:{scope}:{principal.key.id}"
+def _log_rate_limit(janus: Janus, key: KeyRecord, scope: str, retry: float, actor: str) -> None:
+    marker = f"janus:rate-logged:{scope}:{key.id}"
     try:
-        if state.janus.cache.get(marker) is not None:
+        if janus.cache.get(marker) is not None:
             return
-        state.janus.cache.set(marker, b"1", ttl=RATE_LOG_SECONDS)
-        state.janus.events.append(
-            tenant=principal.key.tenant,
-            actor="api",
+        janus.cache.set(marker, b"1", ttl=RATE_LOG_SECONDS)
+        janus.events.append(
+            tenant=key.tenant,
+            actor=actor,
             type="auth.rate_limited",
-            subject=principal.key.prefix,
+            subject=key.prefix,
             payload={"scope": scope, "retry_after": round(retry, 3)},
         )
     except JanusError:

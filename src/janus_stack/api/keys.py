@@ -8,7 +8,10 @@ and the stored hash is compared again with :func:`hmac.compare_digest`, so
 timing reveals nothing about how much of a token was right.
 
 Roles grant permissions; a key's ``scopes``, when given, narrow its role to
-those permissions (they can never widen it).
+those permissions (they can never widen it). ``metrics:read`` and
+``system:read`` describe the whole process, every tenant's traffic in it, so
+only admins hold them; a Prometheus scraper gets an admin key narrowed to
+``metrics:read`` (``janus keys create --role admin --scopes metrics:read``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Permission(StrEnum):
     EVENTS_READ = "events:read"
     EVENTS_VERIFY = "events:verify"
     SYSTEM_READ = "system:read"
+    METRICS_READ = "metrics:read"
     AGENTS_READ = "agents:read"
     RUNS_READ = "runs:read"
     RUNS_START = "runs:start"
@@ -62,7 +66,7 @@ P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.WRITER: frozenset(Permission)
-    - {P.EVENTS_VERIFY, P.SYSTEM_READ, P.KEYS_MANAGE, P.TENANTS_ANY},
+    - {P.EVENTS_VERIFY, P.SYSTEM_READ, P.METRICS_READ, P.KEYS_MANAGE, P.TENANTS_ANY},
     Role.READER: frozenset(
         {P.DOCUMENTS_READ, P.DOCUMENTS_DOWNLOAD, P.MEMORY_READ, P.AGENTS_READ, P.RUNS_READ}
     ),

@@ -16,11 +16,18 @@ scrape config and a Grafana dashboard for exactly these names:
 * ``janus_sse_disconnects_total`` counter: streams the client left early.
 * ``janus_event_log_length`` gauge, read from the log at scrape time.
 * ``janus_uploaded_bytes_total`` counter.
+
+Who may read them is ``ServerOptions.metrics_auth`` (an API key with
+``metrics:read`` by default); :func:`metrics_listener` serves the same
+registry on a separate port without a key, for a scraper on a private
+interface.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,9 +36,12 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from janus_stack.errors import ConfigError
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -124,3 +134,25 @@ class MetricsMiddleware:
             self.metrics.http.labels(template, scope["method"], str(status)).observe(
                 time.perf_counter() - start
             )
+
+
+@contextmanager
+def metrics_listener(registry: CollectorRegistry, host: str, port: int) -> Iterator[int]:
+    """Serve ``registry`` at ``http://host:port/metrics`` while open; yields the bound port.
+
+    It asks for no key: the interface it binds is what keeps it private
+    (127.0.0.1 unless told otherwise), as with ``janus worker --metrics-port``.
+    """
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --metrics-port, or leave it out",
+        ) from None
+    try:
+        yield int(server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -20,9 +20,11 @@ from starlette.requests import HTTPConnection
 from janus_stack.api.guard import Guard, LockedExtractor
 from janus_stack.api.keys import KeyRecord, KeyStore
 from janus_stack.api.metrics import Metrics
+from janus_stack.api.sources import Sources
 from janus_stack.api.workbench import Workbench, open_workbench
 from janus_stack.config import Settings
 from janus_stack.context import Janus
+from janus_stack.errors import ConfigError
 from janus_stack.ingest.enqueue import ensure_ingest_tasks, queued_mode
 from janus_stack.ingest.pipeline import IngestOptions, Ingestor
 from janus_stack.ingest.spacy_extractor import SpacyEntityExtractor
@@ -34,6 +36,7 @@ from janus_stack.telemetry import Telemetry
 log = logging.getLogger("janus.api")
 
 MiB = 1024 * 1024
+METRICS_AUTH = ("key", "open", "off")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,18 @@ class ServerOptions:
             JANUS_AGENTS_PATH (``janus serve --agents-dir``).
         workflows_dirs: where ``POST /v1/runs`` finds workflows by name, besides
             JANUS_HOME/workflows (``janus serve --workflows-dir``).
+        metrics_auth: who may read ``/metrics`` on the API's port (one of
+            :data:`METRICS_AUTH`): ``key`` (the default) asks for an API key
+            granting ``metrics:read``, as Prometheus sends with
+            ``authorization: {credentials_file: ...}``; ``open`` asks for
+            nothing, for a server reachable only by its scraper; ``off``
+            serves it only on ``metrics_port``. The default is ``key`` because
+            the metrics describe every tenant's traffic, routes, models and
+            costs, and ``janus serve`` may well face a network; a key costs a
+            scraper one line of configuration.
+        metrics_port: also serve ``/metrics``, without a key, on this port of
+            ``metrics_host`` (default 127.0.0.1): the bind is the protection,
+            as for ``janus worker --metrics-port``. None: no such listener.
     """
 
     max_upload_bytes: int = 100 * MiB
@@ -65,6 +80,20 @@ class ServerOptions:
     ready_cache_seconds: float = 5.0
     agents_dirs: tuple[str, ...] = ()
     workflows_dirs: tuple[str, ...] = ()
+    metrics_auth: str = "key"
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        if self.metrics_auth not in METRICS_AUTH:
+            raise ConfigError(
+                f"metrics_auth {self.metrics_auth!r} is not one of {', '.join(METRICS_AUTH)}"
+            )
+        if self.metrics_auth == "off" and self.metrics_port is None:
+            raise ConfigError(
+                "metrics_auth 'off' leaves /metrics nowhere",
+                hint="give --metrics-port as well, or choose 'key'",
+            )
 
 
 @dataclass
@@ -99,6 +128,10 @@ class ApiState:
     @property
     def uploads_dir(self) -> Path:
         return self.settings.home / "uploads"
+
+    def sources(self, tenant: str) -> Sources:
+        """How ``tenant``'s document sources look to a client (see :mod:`.sources`)."""
+        return Sources((self.uploads_dir / tenant).resolve())
 
     def ingestor(self, *, entities: bool = True) -> Ingestor:
         """An ingestor sharing the process's spaCy pipeline (loading it costs ~1 s)."""

@@ -7,7 +7,8 @@ queue. When the client disconnects, sse-starlette cancels the response; the
 thread sees the stop flag before its next event, closes the generator (so a
 model call stops generating) and releases the lock. Nothing is left running.
 
-Each SSE event is ``event: retrieval|token|answer|error`` with JSON ``data``.
+Each SSE event is ``event: retrieval|token|answer|error`` with JSON ``data``;
+the answer's citations show sources as clients see them (``api/sources.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from fastapi import Request
 
 from janus_stack.api.errors import classify, problem
+from janus_stack.api.sources import Sources
 from janus_stack.api.state import ApiState
 from janus_stack.errors import JanusError
 from janus_stack.retrieve.answer import Answer, Answerer, AnswerEvent
@@ -29,10 +31,10 @@ from janus_stack.retrieve.answer import Answer, Answerer, AnswerEvent
 _END = object()
 
 
-def _encode(event: AnswerEvent) -> dict[str, str]:
+def _encode(event: AnswerEvent, sources: Sources) -> dict[str, str]:
     data: Any = event.data
     if isinstance(data, Answer):
-        data = data.as_dict()
+        data = sources.answer(data.as_dict())
     elif event.kind == "token":
         data = {"text": data}
     return {"event": event.kind, "data": json.dumps(data, ensure_ascii=False, default=str)}
@@ -50,6 +52,7 @@ async def answer_events(
     queue: asyncio.Queue[object] = asyncio.Queue()
     stop = threading.Event()
     start = time.perf_counter()
+    sources = state.sources(tenant)
 
     def put(item: object) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, item)
@@ -62,7 +65,7 @@ async def answer_events(
                     for event in events:
                         if stop.is_set():
                             break
-                        put(_encode(event))
+                        put(_encode(event, sources))
                 finally:
                     # Closing the generator stops a model mid-answer when the client left.
                     close = getattr(events, "close", None)

@@ -13,7 +13,6 @@ read broken bytes as Latin-1, so a mangled tag would be stored as sent.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
@@ -21,10 +20,10 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from janus_stack.api.sources import check_name
 from janus_stack.errors import InvalidInputError, PayloadTooLargeError
 
 FRAMING_SLACK = 64 * 1024
-MAX_NAME_BYTES = 255
 MAX_FIELDS = 40
 _TAG_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 
@@ -59,24 +58,6 @@ class Upload:
     name: str
     tags: dict[str, str] = field(default_factory=dict)
     entities: bool = True
-
-
-def check_name(name: object) -> str:
-    """A file name that is a single path component: no separators, dots-only or controls."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(
-            "the upload needs a file name", hint="send it as the file part's filename"
-        )
-    text = unicodedata.normalize("NFC", name.strip())
-    if "/" in text or "\\" in text or text in (".", ".."):
-        raise InvalidInputError(
-            f"file name {name!r} is a path; give a plain file name without '/', '\\\\' or '..'"
-        )
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
-        raise InvalidInputError(f"file name {name!r} contains control characters")
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise InvalidInputError(f"file name is longer than {MAX_NAME_BYTES} bytes")
-    return text
 
 
 def _parse_tags(values: list[str]) -> dict[str, str]:

@@ -7,10 +7,15 @@ prints it like any other and exits 1: an HTTP refusal (401, 403, 404, 409,
 with the URL it tried. An upload the server cannot ingest (too large, not
 extractable, a bad name) fails that file only, as a local ingest does; a rate
 limit is waited out a few times before it counts as a failure.
+
+Each file is uploaded under its path as given (:func:`upload_name`), so
+``a/x.md`` and ``b/x.md`` are two documents on the server, and ``janus
+--server URL delete a/x.md`` finds the one it names.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -57,6 +62,22 @@ def resolve_key(given: str | None) -> str | None:
     if resolved == given:
         raise ConfigError(f"--api-key {given.split(':')[0]}:... is not a readable reference")
     return resolved.strip()
+
+
+def upload_name(path: Path) -> str:
+    """The name a local file is uploaded (and found) under: its path as given, normalised.
+
+    ``a/x.md`` stays ``a/x.md``, so ``b/x.md`` is another document, and
+    ``./a/../x.md`` is ``x.md`` (links are not followed). A path that is
+    absolute or climbs out of the working directory is taken in full without
+    its root (``/srv/notes/x.md`` is ``srv/notes/x.md``): the server refuses
+    ``..`` and a leading ``/``, and cut to its file name it could collide.
+    """
+    given = Path(os.path.normpath(path.expanduser()))
+    if given.is_absolute() or given.parts[:1] == ("..",):
+        full = Path(os.path.normpath(Path.cwd() / given))
+        return full.relative_to(full.anchor).as_posix()
+    return given.as_posix()
 
 
 def check_server(url: str) -> str:
@@ -131,7 +152,11 @@ class RemoteBackend:
             attempt += 1
             try:
                 answer = self.client.upload(
-                    path, tags=request.tags, entities=request.entities, tenant=request.tenant
+                    path,
+                    name=upload_name(path),
+                    tags=request.tags,
+                    entities=request.entities,
+                    tenant=request.tenant,
                 )
             except OSError as exc:
                 return FileOutcome(str(path), "failed", error=f"cannot read: {exc.strerror}")
@@ -153,7 +178,7 @@ class RemoteBackend:
     def delete(self, target: str, *, tenant: str | None) -> list[dict[str, Any]]:
         targets = [target]
         if Path(target).is_file() or not _DOCUMENT_ID.match(target):
-            name = Path(target).name
+            name = upload_name(Path(target))
             listed = self.client.list_documents(name=name, limit=DOCUMENT_PAGE, tenant=tenant)
             targets = [row["id"] for row in listed["documents"]]
             if not targets:

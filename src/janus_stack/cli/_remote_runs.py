@@ -109,9 +109,4 @@ class RemoteRuns:
         self, run_id: str, *, agents_dir: list[Path], rerun_interrupted: bool = False
     ) -> dict[str, Any]:
         refuse("--agents-dir", bool(agents_dir), "the server reads its own agent folders")
-        refuse(
-            "--rerun-interrupted",
-            rerun_interrupted,
-            "re-arming interrupted tool calls is done on the server's machine",
-        )
-        return self.client.resume_run(run_id)
+        return self.client.resume_run(run_id, rerun_interrupted=rerun_interrupted)

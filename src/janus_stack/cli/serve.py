@@ -1,5 +1,10 @@
 """``janus serve``: the HTTP API (FastAPI on uvicorn) over this JANUS_HOME.
 
+``/metrics`` asks for an API key with ``metrics:read`` unless
+``--metrics-auth open`` (``JANUS_METRICS_AUTH``); ``--metrics-port`` serves
+it without a key on a separate listener bound to ``--metrics-host``, and
+``--metrics-auth off`` then removes it from the API's port.
+
 The server process owns the Janus context for its lifetime. With embedded
 single-writer stores (Qdrant Edge, ladybug) that means one process holds
 JANUS_HOME, so ``--workers`` above 1 is refused; with server backends each
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +37,12 @@ def single_writer_slots(settings: Settings) -> list[str]:
     if graph.open(settings.slot_url("graph")).single_writer:
         found.append("graph")
     return found
+
+
+class MetricsAuth(StrEnum):
+    KEY = "key"
+    OPEN = "open"
+    OFF = "off"
 
 
 def serve(
@@ -60,6 +72,31 @@ def serve(
         bool, typer.Option("--warm/--no-warm", help="Load the models before serving.")
     ] = True,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log")] = False,
+    metrics_auth: Annotated[
+        MetricsAuth,
+        typer.Option(
+            "--metrics-auth",
+            envvar="JANUS_METRICS_AUTH",
+            help="/metrics on the API port: key (a key with metrics:read), open, or off "
+            "(only on --metrics-port).",
+        ),
+    ] = MetricsAuth.KEY,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="JANUS_METRICS_PORT",
+            min=0,
+            max=65535,
+            help="Also serve /metrics without a key on this port (of --metrics-host).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host", envvar="JANUS_METRICS_HOST", help="Interface for --metrics-port."
+        ),
+    ] = "127.0.0.1",
     agents_dir: AgentsDirOption = None,
     workflows_dir: Annotated[
         list[Path] | None,
@@ -88,8 +125,19 @@ def serve(
         warm=warm,
         agents_dirs=tuple(str(p.expanduser().resolve()) for p in agents_dir or []),
         workflows_dirs=tuple(str(p.expanduser().resolve()) for p in workflows_dir or []),
+        metrics_auth=metrics_auth.value,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     log_level = settings.log_level
+    if metrics_port is not None:
+        if workers > 1:
+            raise ConfigError(
+                "--metrics-port serves one process's metrics; with --workers each worker "
+                "process would need a port of its own",
+                hint="scrape /metrics on the API port with a metrics:read key instead",
+            )
+        stderr().print(f"metrics without a key at http://{metrics_host}:{metrics_port}/metrics")
     if workers > 1:
         embedded = single_writer_slots(settings)
         if embedded:

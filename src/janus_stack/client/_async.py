@@ -81,7 +81,9 @@ class AsyncJanusClient:
         entities: bool = True,
         tenant: str | None = None,
     ) -> dict[str, Any]:
-        """Upload a file (path, bytes or binary stream) and ingest it."""
+        """Upload a file (path, bytes or binary stream) and ingest it; ``name`` (default:
+        the path's file name) may be a relative path, ``notes/x.md``; the same name again
+        is a new version of that document."""
         return _object(
             await self._send(
                 core.upload(file, name=name, tags=tags, entities=entities, tenant=tenant)
@@ -302,9 +304,16 @@ class AsyncJanusClient:
         """Pause at the next step boundary (a queued run pauses at once)."""
         return _object(await self._send(core.steer_run(run_id, "pause", tenant=tenant)))
 
-    async def resume_run(self, run_id: str, *, tenant: str | None = None) -> dict[str, Any]:
-        """Continue a paused, failed or interrupted run."""
-        return _object(await self._send(core.steer_run(run_id, "resume", tenant=tenant)))
+    async def resume_run(
+        self, run_id: str, *, rerun_interrupted: bool = False, tenant: str | None = None
+    ) -> dict[str, Any]:
+        """Continue a paused, failed or interrupted run.
+
+        ``rerun_interrupted``: let the tool calls a crash interrupted (in tools
+        that are not idempotent) run again, once someone checked their effect.
+        """
+        call = core.resume_run(run_id, rerun_interrupted=rerun_interrupted, tenant=tenant)
+        return _object(await self._send(call))
 
     async def cancel_run(self, run_id: str, *, tenant: str | None = None) -> dict[str, Any]:
         """Cancel at the next step boundary."""

@@ -283,6 +283,12 @@ def steer_run(run_id: str, action: str, *, tenant: str | None = None) -> Call:
     return Call("POST", path, params=_params(tenant=tenant))
 
 
+def resume_run(run_id: str, *, rerun_interrupted: bool = False, tenant: str | None = None) -> Call:
+    path = f"/v1/runs/{_segment(run_id)}/resume"
+    body = {"rerun_interrupted": rerun_interrupted}
+    return Call("POST", path, params=_params(tenant=tenant), json=body)
+
+
 def run_feedback(
     run_id: str, text: str, *, resume: bool = False, tenant: str | None = None
 ) -> Call:

@@ -6,9 +6,15 @@ retriever, the run service with its inline queue workers) and calls the same
 functions the HTTP routes call, so an MCP tool does exactly what its route
 does. What the routes' dependency does per request is done here per call:
 the key is verified again (a key revoked while the session is open stops
-working at once) and the permission the operation needs is checked with
-:func:`~janus_stack.api.auth.permission_refusal`; a refusal is appended to
-the event log as ``auth.refused`` (actor ``mcp``) exactly like the API's.
+working at once), the permission the operation needs is checked with
+:func:`~janus_stack.api.auth.permission_refusal`, and a token is taken from
+the key's and its tenant's rate-limit buckets with the API's own
+:func:`~janus_stack.api.auth.rate_limit` (the same buckets in the cache
+slot, so a shared ``redis://`` cache gives a key one budget over both). A
+refusal is appended to the event log as ``auth.refused`` or
+``auth.rate_limited`` (actor ``mcp``) exactly like the API's, and reaches the
+model as the tool's error result. Document sources are shown as the API
+shows them (:mod:`janus_stack.api.sources`).
 """
 
 from __future__ import annotations
@@ -22,14 +28,21 @@ import anyio.to_thread
 from starlette.datastructures import UploadFile
 
 from janus_stack.api.app import close_state
-from janus_stack.api.auth import ANONYMOUS_TENANT, Principal, append_refusal, permission_refusal
+from janus_stack.api.auth import (
+    ANONYMOUS_TENANT,
+    Principal,
+    append_refusal,
+    permission_refusal,
+    rate_limit,
+)
 from janus_stack.api.errors import UnauthorizedError
 from janus_stack.api.keys import KeyRecord, KeyStore, Permission
 from janus_stack.api.metrics import Metrics
 from janus_stack.api.routes.documents import document_detail, ingest_upload, list_page
 from janus_stack.api.routes.runs import load_run
+from janus_stack.api.sources import check_name
 from janus_stack.api.state import ApiState, ServerOptions, open_state
-from janus_stack.api.uploads import Upload, check_name
+from janus_stack.api.uploads import Upload
 from janus_stack.config import Settings
 from janus_stack.context import Janus
 from janus_stack.errors import HomeLockedError, InvalidInputError, NotFoundError
@@ -107,31 +120,35 @@ class LocalBackend:
                 },
             )
             raise refusal
+        state = self.state
+        rate_limit(state.janus, state.options, state.metrics, key, actor=ACTOR)
         return Principal(key=key, tenant=key.tenant)
 
     async def search(
         self, query: str, *, mode: str, k: int, filters: Mapping[str, FilterValue] | None
     ) -> list[dict[str, Any]]:
         principal = await self._principal(Permission.MEMORY_READ, "search")
+        sources = self.state.sources(principal.tenant)
         hits, _entities = await self.state.guard.read(
             self.state.retriever.search_linked,
             query,
             mode=mode,
             k=k,
             tenant=principal.tenant,
-            filters=filters,
+            filters=sources.filters(filters),
         )
-        return [hit.as_dict() for hit in hits]
+        return sources.hits([hit.as_dict() for hit in hits])
 
     async def ask(
         self, question: str, *, k: int, filters: Mapping[str, FilterValue] | None
     ) -> dict[str, Any]:
         principal = await self._principal(Permission.MEMORY_READ, "ask")
+        sources = self.state.sources(principal.tenant)
         answerer = self.state.answerer(k=k)
         answer = await self.state.guard.read(
-            answerer.ask, question, tenant=principal.tenant, filters=filters
+            answerer.ask, question, tenant=principal.tenant, filters=sources.filters(filters)
         )
-        return answer.as_dict()
+        return sources.answer(answer.as_dict())
 
     async def memory(self, topic: str, *, k: int) -> dict[str, Any]:
         principal = await self._principal(Permission.MEMORY_READ, "memory")
@@ -143,7 +160,7 @@ class LocalBackend:
             k=k,
             retriever=self.state.retriever,
         )
-        return view.as_dict()
+        return self.state.sources(principal.tenant).memory(view.as_dict())
 
     async def ingest(self, name: str, content: bytes, *, tags: Mapping[str, str]) -> dict[str, Any]:
         principal = await self._principal(Permission.DOCUMENTS_WRITE, "ingest")

@@ -1,10 +1,11 @@
 """``/v1/documents``: upload (→ ingest), list, show with versions and chunks, download, delete.
 
-An upload is identified by its file name within the tenant: uploading
-``report.pdf`` again replaces the document's contributions with the new
-version's (or is a no-op when the bytes are unchanged), exactly as
-``janus ingest`` does for a path; its ledger source is
-``JANUS_HOME/uploads/<tenant>/<name>`` (a name, never a file on disk). The
+An upload is identified by its name within the tenant, a file name or a
+relative path (``notes/report.pdf``): uploading it again replaces the
+document's contributions with the new version's (or is a no-op when the
+bytes are unchanged), exactly as ``janus ingest`` does for a path; its
+ledger source is ``JANUS_HOME/uploads/<tenant>/<name>`` (a name, never a
+file on disk), and clients see it as ``<name>`` (see ``api/sources.py``). The
 received file is streamed into the objects slot in bounded chunks — hashed
 and counted on the way, so an upload over the limit stops with 413 and
 stores nothing — and the pipeline ingests the stored object.
@@ -26,6 +27,7 @@ from sqlalchemy import func, select
 
 from janus_stack.api.auth import Principal, require
 from janus_stack.api.keys import Permission
+from janus_stack.api.sources import Sources
 from janus_stack.api.state import ApiState, api_state
 from janus_stack.api.uploads import Upload, receive_upload
 from janus_stack.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
@@ -109,10 +111,7 @@ async def upload(
 def ingest_upload(state: ApiState, principal: Principal, upload: Upload) -> dict[str, Any]:
     """Store and ingest one upload as the principal (the MCP server's ``ingest`` tool too)."""
     janus, tenant, limit = state.janus, principal.tenant, state.options.max_upload_bytes
-    folder = (state.uploads_dir / tenant).resolve()
-    source = folder / upload.name
-    if source.parent != folder:
-        raise InvalidInputError(f"file name {upload.name!r} does not stay in the upload folder")
+    source = state.sources(tenant).ledger(upload.name)
     upload.file.file.seek(0)
     try:
         info = janus.objects.put(
@@ -124,7 +123,7 @@ def ingest_upload(state: ApiState, principal: Principal, upload: Upload) -> dict
             hint="split the file, or start the server with a larger --max-upload-mb",
         ) from None
     documents = DocumentLedger(janus.ledger)
-    stored = StoredFile(name=upload.name, source=str(source), key=info.key, size=info.size)
+    stored = StoredFile(name=upload.name, source=source, key=info.key, size=info.size)
     try:
         report = state.ingestor(entities=upload.entities).ingest(
             [stored], tenant=tenant, tags=upload.tags
@@ -133,7 +132,7 @@ def ingest_upload(state: ApiState, principal: Principal, upload: Upload) -> dict
         release_object(janus, documents, info.key)
         raise
     outcome = report.files[0]
-    document_ids = documents.documents_of_source(tenant, str(source))
+    document_ids = documents.documents_of_source(tenant, source)
     size = info.size
     janus.events.append(
         tenant=tenant,
@@ -161,7 +160,12 @@ async def list_documents(
     status: Annotated[str | None, Query(pattern="^(pending|running|done|failed)$")] = None,
     title: Annotated[str | None, Query(max_length=200, description="Substring, any case.")] = None,
     name: Annotated[
-        str | None, Query(max_length=255, description="Exact upload/file name.")
+        str | None,
+        Query(
+            max_length=1024,
+            description="Exactly this name: an upload's (a file name or relative path, as "
+            "uploaded) or the file name of a file ingested on the server.",
+        ),
     ] = None,
     tag: Annotated[list[str] | None, Query(description="key=value, repeatable.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -189,13 +193,14 @@ def list_page(
     limit: int,
     offset: int,
 ) -> dict[str, Any]:
+    sources = state.sources(tenant)
     conditions: list[Any] = [Document.tenant_id == tenant, Document.status != "deleted"]
     if status:
         conditions.append(Document.status == status)
     if title:
         conditions.append(func.lower(Document.title).contains(title.lower(), autoescape=True))
     if name:
-        conditions.append(Document.source.endswith("/" + name, autoescape=True))
+        conditions.append(sources.name_matches(name))
     for key, value in tags.items():
         conditions.append(Document.tags[key].as_string() == value)
     chunk_counts = (
@@ -216,16 +221,18 @@ def list_page(
     with state.janus.ledger.session() as session:
         total = session.scalar(select(func.count()).select_from(Document).where(*conditions))
         rows = [
-            _summary(document, version, chunks or 0)
+            _summary(document, version, chunks or 0, sources)
             for document, version, chunks in session.execute(query)
         ]
     return {"documents": rows, "total": int(total or 0), "limit": limit, "offset": offset}
 
 
-def _summary(document: Document, version: DocumentVersion | None, chunks: int) -> dict[str, Any]:
+def _summary(
+    document: Document, version: DocumentVersion | None, chunks: int, sources: Sources
+) -> dict[str, Any]:
     return {
         "id": document.id,
-        "name": Path(document.source).name,
+        "name": sources.public(document.source),
         "title": document.title,
         "sub_id": document.sub_id,
         "media_type": document.media_type,
@@ -260,7 +267,7 @@ def document_detail(
     data = show_document(state.janus, tenant, document_id)
     if data["status"] == "deleted":
         raise NotFoundError(f"tenant {tenant!r} has no document {document_id!r} (deleted)")
-    data["name"] = Path(data.pop("source")).name
+    data["name"] = state.sources(tenant).public(data.pop("source"))
     for version in data["versions"]:
         version["created_at"] = version["created_at"].isoformat()
         version.pop("object_key", None)

@@ -1,4 +1,9 @@
-"""``/v1/memory``, ``/v1/search`` and ``/v1/ask`` (optionally streamed as server-sent events)."""
+"""``/v1/memory``, ``/v1/search`` and ``/v1/ask`` (optionally streamed as server-sent events).
+
+Sources in hits, citations and topic memories, and the ``source`` filter,
+are the client's view of them (:mod:`janus_stack.api.sources`): an upload's
+name, a server file's name, never a path of the server's.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +35,8 @@ class SearchRequest(BaseModel):
     mode: Mode = Mode.HYBRID
     k: int = Field(default=10, ge=1, le=MAX_K)
     filters: dict[str, FilterValue] | None = Field(
-        default=None, description="field → value: doc_id, document_id, source, title, page, "
-        "tags.<name>", max_length=20,
+        default=None, description="field → value: doc_id, document_id, source (as hits show "
+        "it), title, page, tags.<name>", max_length=20,
     )  # fmt: skip
 
 
@@ -57,14 +62,15 @@ async def memory(
     ] = None,
 ) -> dict[str, Any]:
     state = api_state(request)
-    filters = Filters.parse(given or []).as_dict()
+    sources = state.sources(principal.tenant)
+    filters = sources.filters(Filters.parse(given or []).as_dict())
     start = time.perf_counter()
     view = await state.guard.read(
         recall, state.janus, topic, tenant=principal.tenant, k=k, retriever=state.retriever,
         filters=filters,
     )  # fmt: skip
     state.metrics.retrieval.labels("memory").observe(time.perf_counter() - start)
-    return view.as_dict()
+    return sources.memory(view.as_dict())
 
 
 @router.post("/search", summary="Search the memory (dense, keyword, graph or hybrid)")
@@ -74,7 +80,8 @@ async def search(
     principal: Annotated[Principal, Depends(require(Permission.MEMORY_READ))],
 ) -> dict[str, Any]:
     state = api_state(request)
-    filters = Filters.parse(body.filters)
+    sources = state.sources(principal.tenant)
+    asked = Filters.parse(body.filters)
     start = time.perf_counter()
     hits, entities = await state.guard.read(
         state.retriever.search_linked,
@@ -82,7 +89,7 @@ async def search(
         mode=body.mode,
         k=body.k,
         tenant=principal.tenant,
-        filters=filters,
+        filters=Filters.parse(sources.filters(asked.as_dict())),
     )
     took = time.perf_counter() - start
     state.metrics.retrieval.labels(body.mode.value).observe(took)
@@ -92,13 +99,13 @@ async def search(
         "mode": body.mode.value,
         "tenant": principal.tenant,
         "k": body.k,
-        "filters": filters.as_dict(),
+        "filters": asked.as_dict(),
         "weights": state.retriever.weights.as_dict() if hybrid else None,
         "entities": [
             {"id": e.id, "name": e.name, "type": e.type, "score": e.score} for e in entities
         ],
         "took_ms": round(took * 1000, 1),
-        "hits": [hit.as_dict() for hit in hits],
+        "hits": sources.hits([hit.as_dict() for hit in hits]),
     }
 
 
@@ -118,14 +125,14 @@ async def ask(
     stream ends."""
     state = api_state(request)
     answerer = state.answerer(k=body.k, rounds=body.rounds)
+    sources = state.sources(principal.tenant)
+    filters = sources.filters(body.filters)
     if body.stream:
-        events = answer_events(
-            state, request, answerer, body.question, principal.tenant, body.filters
-        )
+        events = answer_events(state, request, answerer, body.question, principal.tenant, filters)
         return EventSourceResponse(events, ping=15, send_timeout=30)
     start = time.perf_counter()
     answer = await state.guard.read(
-        answerer.ask, body.question, tenant=principal.tenant, filters=body.filters
+        answerer.ask, body.question, tenant=principal.tenant, filters=filters
     )
     state.metrics.retrieval.labels("ask").observe(time.perf_counter() - start)
-    return answer.as_dict()
+    return sources.answer(answer.as_dict())

@@ -4,9 +4,16 @@
 process alive?). ``/readyz`` runs ``janus doctor``'s round trip on every
 slot (under the write lock: the probes write) and caches the outcome for
 ``ready_cache_seconds`` so a busy load balancer cannot turn it into load;
-503 when any slot fails. ``/metrics`` is the Prometheus text format.
-Both stay unauthenticated, as probes and scrapers expect; bind the server to
-a private interface or put it behind a proxy when that matters.
+503 when any slot fails. Both stay unauthenticated, as probes expect, and
+tell nothing beyond "up" and which slots answer.
+
+``/metrics`` is the Prometheus text format. It describes every tenant's
+traffic, so by default it asks for an API key granting ``metrics:read``
+(an admin key, or one narrowed to that scope for the scraper), but takes no
+rate token: a scrape must succeed while the tenant is busy. ``janus serve
+--metrics-auth open`` serves it to anyone who reaches the port; ``off``
+leaves it only on the separate ``--metrics-port`` listener (see
+:class:`~janus_stack.api.state.ServerOptions`).
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
-from janus_stack.api.auth import Principal, require
+from janus_stack.api.auth import Principal, authenticate, permit, require
 from janus_stack.api.keys import Permission
 from janus_stack.api.metrics import CONTENT_TYPE
 from janus_stack.api.state import ApiState, api_state
 from janus_stack.config import SLOTS
+from janus_stack.errors import NotFoundError
 from janus_stack.ledger.models import Task
 from janus_stack.ops.doctor import check_slot
 
@@ -59,9 +67,21 @@ def _check_all(state: ApiState) -> list[dict[str, Any]]:
     return [check_slot(state.janus, slot).as_dict() for slot in slots]
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (a key with metrics:read, unless the server opened them)",
+    response_class=Response,
+)
 async def metrics(request: Request) -> Response:
     state = api_state(request)
+    access = state.options.metrics_auth
+    if access == "off":
+        raise NotFoundError(
+            "this server serves /metrics only on its metrics port",
+            hint="scrape the --metrics-port listener",
+        )
+    if access == "key":
+        await permit(request, await authenticate(request), Permission.METRICS_READ)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 

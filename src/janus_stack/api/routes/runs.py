@@ -64,6 +64,17 @@ class StartRun(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict, max_length=100)
 
 
+class Resume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rerun_interrupted: bool = Field(
+        default=False,
+        description="Let the tool calls a crash interrupted run again, in tools that are not "
+        "idempotent (without it the run fails again at such a call): set it once a person has "
+        "checked what the interrupted call did. As `janus runs resume --rerun-interrupted`.",
+    )
+
+
 class Feedback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -166,11 +177,17 @@ async def get_run(
     return await state.guard.read(detail)
 
 
-async def _steer(request: Request, principal: Principal, run_id: str, action: str) -> RunRecord:
+async def _steer(
+    request: Request, principal: Principal, run_id: str, action: str, *, rerun: bool = False
+) -> RunRecord:
     state = api_state(request)
     record = await load_run(state, run_id, principal)
     runs = state.workbench.runs
-    method = {"pause": runs.pause, "resume": runs.resume, "cancel": runs.cancel}[action]
+    if action == "resume":
+        return await state.guard.read(
+            runs.resume, record.id, principal.actor, rerun_interrupted=rerun
+        )
+    method = {"pause": runs.pause, "cancel": runs.cancel}[action]
     return await state.guard.read(method, record.id, principal.actor)
 
 
@@ -188,8 +205,11 @@ async def resume_run(
     request: Request,
     principal: Annotated[Principal, Depends(require(Permission.RUNS_CONTROL))],
     run_id: RunId,
+    body: Resume | None = None,
 ) -> dict[str, Any]:
-    return (await _steer(request, principal, run_id, "resume")).as_dict()
+    """The body is optional; ``{"rerun_interrupted": true}`` re-arms interrupted tool calls."""
+    rerun = body is not None and body.rerun_interrupted
+    return (await _steer(request, principal, run_id, "resume", rerun=rerun)).as_dict()
 
 
 @router.post("/{run_id}/cancel", summary="Cancel at the next step boundary")
