@@ -11,8 +11,13 @@ weights 1, ``rrf_k`` 60) are reported. The issue's goal: hybrid at least 3
 nDCG points above the better single mode.
 
 The corpus is ingested into ``--home`` (the same tenant as ``janus eval
-fitz-gov``; a re-run skips it by hash). Run:
-``python -m benchmarks.fusion [--home DIR] [--limit N] [--json]``.
+fitz-gov``; a re-run skips it by hash). fitz-gov is ingested without
+entities by default, so graph search finds nothing; ``--entities`` ingests
+with them (into another ``--home``: one already holding the corpus skips it
+by hash, entities or not) and adds the graph weight to the grid, so that the graph mode's share of
+hybrid search can be measured. ``benchmarks.fusion_variants`` tries what
+lies around fusion (normalisation, depth, feedback, BM25's ``b``). Run:
+``python -m benchmarks.fusion --home DIR [--entities] [--limit N] [--json]``.
 """
 
 from __future__ import annotations
@@ -36,15 +41,19 @@ from janus_stack.evaluate.datasets import EvalQuery, spread
 from janus_stack.retrieve import FusionWeights, Retriever
 from janus_stack.retrieve.fusion import fuse
 from janus_stack.retrieve.search import HybridCandidates
+from janus_stack.retrieve.types import Mode
 
 K = 10
 GOAL_POINTS = 3.0
 DENSE_ONLY = FusionWeights(dense=1.0, keyword=0.0, graph=0.0)
 KEYWORD_ONLY = FusionWeights(dense=0.0, keyword=1.0, graph=0.0)
+GRAPH_ONLY = FusionWeights(dense=0.0, keyword=0.0, graph=1.0)
+WITHOUT_GRAPH = FusionWeights(dense=1.0, keyword=1.0, graph=0.0)
 EVERY_MODE = FusionWeights(dense=1.0, keyword=1.0, graph=1.0)
 PREVIOUS = FusionWeights(dense=1.0, keyword=1.0, graph=1.0, rrf_k=60, method="rrf")
 KEYWORD_WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5)
 RRF_KS = (5, 10, 20, 40, 60)
+GRAPH_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -61,11 +70,16 @@ def is_dev(query_id: str) -> bool:
     return hashlib.sha256(query_id.encode()).digest()[0] % 2 == 0
 
 
-def grid() -> list[FusionWeights]:
-    settings = [FusionWeights(1.0, w, 1.0, method="combsum") for w in KEYWORD_WEIGHTS]
+def grid(graph: bool) -> list[FusionWeights]:
+    """Weights to choose from; the graph weight only matters when the tenant has entities."""
+    graphs = GRAPH_WEIGHTS if graph else (1.0,)
+    settings = [
+        FusionWeights(1.0, w, g, method="combsum")
+        for w, g in itertools.product(KEYWORD_WEIGHTS, graphs)
+    ]
     settings += [
-        FusionWeights(1.0, w, 1.0, rrf_k=k, method="rrf")
-        for w, k in itertools.product(KEYWORD_WEIGHTS, RRF_KS)
+        FusionWeights(1.0, w, g, rrf_k=k, method="rrf")
+        for w, g, k in itertools.product(KEYWORD_WEIGHTS, graphs, RRF_KS)
     ]
     return settings
 
@@ -92,17 +106,21 @@ def score(evaluator: Evaluator, judged: Sequence[Judged], weights: FusionWeights
 
 def label(weights: FusionWeights) -> str:
     text = f"{weights.method} dense={weights.dense:g} keyword={weights.keyword:g}"
+    text += f" graph={weights.graph:g}" if weights.graph != 1 else ""
     return text + (f" rrf_k={weights.rrf_k:g}" if weights.method == "rrf" else "")
 
 
-def run(home: Path, limit: int | None) -> dict[str, Any]:
+def run(home: Path, limit: int | None, entities: bool = False) -> dict[str, Any]:
     settings = load_settings({"home": str(home)}, environ={}, cwd=home)
     dataset = load_dataset("fitz-gov")
     with Janus(settings) as janus:
         retriever = Retriever(janus)
-        evaluator = Evaluator(janus, dataset, k=K, deep=0, retriever=retriever)
+        evaluator = Evaluator(
+            janus, dataset, k=K, deep=0, retriever=retriever, entities=entities or None
+        )
         print("[fusion] ingesting fitz-gov (skipped when unchanged)", file=sys.stderr)
         evaluator.ingest()
+        graph = evaluator.entity_count() > 0
         queries = spread(dataset.judged(), limit)
         started = time.perf_counter()
         judged = []
@@ -116,7 +134,7 @@ def run(home: Path, limit: int | None) -> dict[str, Any]:
         took = time.perf_counter() - started
         dev = [j for j in judged if is_dev(j.query.id)]
         test = [j for j in judged if not is_dev(j.query.id)]
-        tried = [(weights, score(evaluator, dev, weights)) for weights in grid()]
+        tried = [(weights, score(evaluator, dev, weights)) for weights in grid(graph)]
         chosen = {
             method: max((t for t in tried if t[0].method == method), key=lambda t: t[1])[0]
             for method in ("combsum", "rrf")
@@ -124,6 +142,11 @@ def run(home: Path, limit: int | None) -> dict[str, Any]:
         rows = {
             "dense only": DENSE_ONLY,
             "keyword only": KEYWORD_ONLY,
+            **(
+                {"graph only": GRAPH_ONLY, "dense + keyword, no graph": WITHOUT_GRAPH}
+                if graph
+                else {}
+            ),
             "previous default (" + label(PREVIOUS) + ")": PREVIOUS,
             "current default (" + label(FusionWeights()) + ")": FusionWeights(),
             **{f"best {m} on dev ({label(w)})": w for m, w in chosen.items()},
@@ -138,6 +161,7 @@ def run(home: Path, limit: int | None) -> dict[str, Any]:
     }
     return {
         "queries": {"dev": len(dev), "test": len(test)},
+        "graph_found_something": sum(bool(j.found.per_mode.get(Mode.GRAPH)) for j in judged),
         "candidate_seconds_per_query": took / max(1, len(judged)),
         "ndcg_at_10": table,
         "gain_over_best_single_points": {
@@ -152,6 +176,7 @@ def run(home: Path, limit: int | None) -> dict[str, Any]:
 def show(result: dict[str, Any]) -> None:
     sizes = result["queries"]
     print(f"\nfitz-gov nDCG@10 (dev {sizes['dev']} queries, test {sizes['test']} held out)")
+    print(f"graph search found chunks for {result['graph_found_something']} queries")
     print(f"{'setting':<62}{'dev':>8}{'test':>8}{'test gain':>11}")
     for name, values in result["ndcg_at_10"].items():
         gain = result["gain_over_best_single_points"][name]["test"]
@@ -163,10 +188,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--home", type=Path, required=True, help="JANUS_HOME to ingest into")
     parser.add_argument("--limit", type=int, help="use N judged queries, spread evenly")
+    parser.add_argument(
+        "--entities", action="store_true", help="ingest with entities (graph search finds some)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     args.home.mkdir(parents=True, exist_ok=True)
-    result = run(args.home, args.limit)
+    result = run(args.home, args.limit, args.entities)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -15,9 +15,15 @@ tenth: a keyword hit far ahead on a rare term, or a dense hit well clear of
 the rest, stays ahead. Dense and keyword weigh the same: within 0.01
 nDCG points of the best of the grid on half of fitz-gov's queries, and
 checked on the other half (``python -m benchmarks.fusion``; CombSUM beat
-every RRF setting there).
-Graph weighs the same too: fitz-gov has no entities, and on the
-Wikipedia multi-hop set hybrid then finds every supporting article.
+every RRF setting there). None of z-score or distribution-based
+normalisation, 10 to 100 candidates per mode, document-level fusion or
+Rocchio feedback on the dense query beat this on the held-out half
+(``benchmarks/fusion_variants.py``).
+Graph weighs the same too, knowingly: on the Wikipedia multi-hop set
+hybrid search then finds every supporting article (18 of 20 questions at
+weight 0.5), whereas on fitz-gov ingested with entities (no multi-hop
+questions; the chunks naming a query's entity often score alike) it
+costs about 1.5 nDCG points, and nothing at 0.25.
 
 ``rrf`` is reciprocal rank fusion, ``Σ_mode weight[mode] / (rrf_k + rank)``
 (ranks from 1; ``rrf_k = 60`` as in Cormack et al., 2009): no calibration at
