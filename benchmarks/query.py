@@ -24,7 +24,13 @@ entities, so each mode's latency includes everything but an LLM. Measured:
   with query vectors computed beforehand — and the ratio hybrid p95 ÷ bare p95;
 * where hybrid time goes (``--profile``): time inside query embedding,
   vector search, keyword search, entity linking, graph search, ledger reads
-  (the modes run in threads, so these overlap).
+  (the modes run in threads, so these overlap);
+* the load average before and after, since other work on the machine moves
+  every number (the ratio, measured in the same run, moves least).
+
+The modes are measured in the order of ``MODES``, so hybrid search meets the
+keyword index's cached postings warm (``retrieve/fulltext_topk.py``: kept
+until the next write); a term's first two sights cost a ranking of its rows.
 
 Goal: hybrid p95 ≤ 50 ms and at most 3 times the bare vector search.
 
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import re
 import statistics
@@ -285,6 +292,8 @@ class Result:
     bare_p95_ms: float = 0.0
     bare_qps: float = 0.0
     profile_ms: dict[str, float] = field(default_factory=dict)
+    # 1-minute load average before and after measuring: the machine is shared.
+    load: tuple[float, float] = (math.nan, math.nan)
 
     @property
     def ratio(self) -> float:
@@ -450,6 +459,7 @@ def measure(
             entity_share=share,
             analyzed=analyze,
         )
+        loaded = os.getloadavg()[0]
         # bare baseline: query vectors computed first, then only the slot's search is timed
         vectors = [v.tolist() for v in janus.embedder.embed(texts)]
         index, where = janus.vectors, VectorFilter(TENANT)
@@ -494,6 +504,7 @@ def measure(
                 wall = time.perf_counter() - started
             result.profile_ms = {k: v * 1000 / len(texts) for k, v in totals.items()}
             result.profile_ms["total (wall)"] = wall * 1000 / len(texts)
+        result.load = (loaded, os.getloadavg()[0])
     return result
 
 
@@ -508,6 +519,7 @@ def _print(result: Result) -> None:
             + ("; ledger ANALYZEd)" if result.analyzed else "; ledger as ingest left it)")
         )
     )
+    print(f"load average (1 min) {result.load[0]:.2f} before, {result.load[1]:.2f} after measuring")
     print(f"{'mode':<22}{'p50 ms':>10}{'p95 ms':>10}{f'q/s x{CLIENTS}':>12}")
     print(
         f"{'bare vector search':<22}{result.bare_p50_ms:>10.2f}{result.bare_p95_ms:>10.2f}"

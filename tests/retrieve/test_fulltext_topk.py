@@ -3,7 +3,8 @@
 The reference ranks the full OR of the words over the tenant's chunks
 with plain SQL; the pruned search must agree on every query, the first
 time a word is seen (loose bounds), the second (tight bounds), and after
-writes that change the index underneath the cached bounds.
+writes that change the index underneath the cached bounds; and so must
+the ranking from cached postings, to the last bit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import select, text
 from janus_stack.ledger import migrations
 from janus_stack.ledger.database import Ledger
 from janus_stack.ledger.models import Chunk, Document, DocumentVersion, Tenant
-from janus_stack.retrieve import Filters, keyword
+from janus_stack.retrieve import Filters, fulltext_topk, keyword
 from janus_stack.retrieve.chunks import query_terms
 from janus_stack.retrieve.fulltext_topk import candidate_expression
 from janus_stack.urls import SlotURL
@@ -107,7 +108,12 @@ def assert_same(ledger: Ledger, query: str, limit: int, tenant: str = TENANT) ->
     assert [score for _, score in got] == pytest.approx([score for _, score in want], rel=1e-9)
 
 
-def test_pruned_ranking_equals_ranking_every_match(sqlite_ledger: Ledger) -> None:
+@pytest.mark.parametrize("first_sight", [0, fulltext_topk.FIRST_SIGHT_ROWS])
+def test_pruned_ranking_equals_ranking_every_match(
+    sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch, first_sight: int
+) -> None:
+    # 0: new words get loose bounds and the pruned FTS5 ranking; else cached postings.
+    monkeypatch.setattr(fulltext_topk, "FIRST_SIGHT_ROWS", first_sight)
     rng = random.Random(7)
     add_chunks(sqlite_ledger, TENANT, "a", zipf_texts(rng, 300))
     add_chunks(sqlite_ledger, "other", "b", zipf_texts(rng, 200))
@@ -125,7 +131,10 @@ def test_pruned_ranking_equals_ranking_every_match(sqlite_ledger: Ledger) -> Non
     assert pruned(sqlite_ledger, TENANT, "nothinglikethis", 10) == []
 
 
-def test_cached_bounds_follow_writes(sqlite_ledger: Ledger) -> None:
+def test_cached_bounds_follow_writes(
+    sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fulltext_topk, "FIRST_SIGHT_ROWS", 0)
     rng = random.Random(11)
     add_chunks(sqlite_ledger, TENANT, "a", zipf_texts(rng, 200))
     query = "w05 w09 w14"
@@ -136,7 +145,8 @@ def test_cached_bounds_follow_writes(sqlite_ledger: Ledger) -> None:
     assert_same(sqlite_ledger, query, 10)
     best = pruned(sqlite_ledger, TENANT, query, 10)[0][0]
     with sqlite_ledger.session() as session:
-        assert session.scalar(select(Chunk.text).where(Chunk.id == best)).startswith("w05 w09")
+        text_of_best = session.scalar(select(Chunk.text).where(Chunk.id == best))
+        assert text_of_best is not None and text_of_best.startswith("w05 w09")
     with sqlite_ledger.session() as session:
         session.execute(text("DELETE FROM chunks WHERE text LIKE 'w05 w09 w14 w05%'"))
     assert_same(sqlite_ledger, query, 10)
@@ -150,3 +160,49 @@ def test_candidates_are_the_minimal_term_sets_reaching_the_threshold() -> None:
     assert candidate_expression(["a", "b"], [1.0, 1.0], 3.0) is None  # out of reach
     many = [f"t{i}" for i in range(20)]
     assert candidate_expression(many, [1.0] * 20, 10.0) is None  # too many sets to name
+
+
+def cached_postings(ledger: Ledger) -> set[str]:
+    known = ledger.derived.get(fulltext_topk._CACHE)
+    return set(known.postings) if known is not None else set()
+
+
+def test_cached_postings_score_exactly_as_bm25(sqlite_ledger: Ledger) -> None:
+    rng = random.Random(5)
+    add_chunks(sqlite_ledger, TENANT, "a", zipf_texts(rng, 300))
+    queries = [" ".join(rng.sample(WORDS, rng.randint(1, 6))) for _ in range(30)]
+    for query in queries * 2:  # the second sight ranks each word once and keeps it
+        pruned(sqlite_ledger, TENANT, query, 10)
+    assert set(WORDS) & cached_postings(sqlite_ledger)
+    for query in queries:
+        terms = query_terms(query)
+        assert set(terms) <= cached_postings(sqlite_ledger), query
+        for limit in (1, 10, 30):
+            # Not approximately: the same additions in the same order as FTS5's bm25().
+            assert pruned(sqlite_ledger, TENANT, query, limit) == reference(
+                sqlite_ledger, TENANT, query, limit
+            )
+
+
+def test_postings_beyond_the_budget_are_dropped_and_ranked_again(
+    sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(9)
+    add_chunks(sqlite_ledger, TENANT, "a", zipf_texts(rng, 200))
+    monkeypatch.setattr(fulltext_topk, "POSTINGS_BUDGET", 250)
+    queries = ["w00 w01 w02", "w03 w04", "w05 w06 w07 w08"]
+    for query in queries * 3:
+        assert_same(sqlite_ledger, query, 10)
+        known = sqlite_ledger.derived[fulltext_topk._CACHE]
+        assert known.held == sum(len(p.keys) for p in known.postings.values()) <= 250
+
+
+def test_another_tenants_better_rows_are_looked_past(sqlite_ledger: Ledger) -> None:
+    # The other tenant holds the index's best rows for the query, hundreds of them:
+    # the tenant's few must still come back, in order.
+    add_chunks(sqlite_ledger, "other", "b", ["w01 w02 w01"] * 400)
+    add_chunks(sqlite_ledger, TENANT, "a", ["w01 " + "w20 " * i for i in range(20)])
+    for _ in range(3):
+        for limit in (3, 10, 30):
+            assert_same(sqlite_ledger, "w01 w02", limit)
+    assert {"w01", "w02"} <= cached_postings(sqlite_ledger)

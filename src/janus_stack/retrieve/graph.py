@@ -22,10 +22,12 @@ chunks supporting every relation) as the explanation of its rank.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import math
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from janus_stack.ledger.database import Ledger
@@ -62,23 +64,58 @@ class _Evidence:
 class GraphSearch:
     """One graph search over a tenant's graph and ledger (see the module docstring)."""
 
-    def __init__(self, graph: GraphStore, ledger: Ledger, tenant: str, filters: Filters) -> None:
+    def __init__(
+        self,
+        graph: GraphStore,
+        ledger: Ledger,
+        tenant: str,
+        filters: Filters,
+        pool: Executor | None = None,
+    ) -> None:
         self.graph = graph
         self.ledger = ledger
         self.tenant = tenant
         self.filters = filters
+        self.pool = pool
         self.evidence: dict[str, _Evidence] = {}
 
     def run(self, linked: Sequence[LinkedEntity], hops: int, limit: int) -> list[Candidate]:
-        """The ``limit`` best-supported chunks, best first."""
-        stored = {e.id: e for e in self.graph.get_entities(self.tenant, [e.id for e in linked])}
+        """The ``limit`` best-supported chunks, best first.
+
+        With a ``pool``, the ledger's mentions are read while the graph is
+        asked for the entities and the paths between them (both wait on
+        their engines, not on Python), for the weights of all of ``linked``:
+        the graph holds them all unless its projection lags behind the
+        ledger, and then the mentions are read again for those it holds.
+        The evidence is added in the same order either way.
+        """
+        weight_of = {e.id: _weight(e) for e in linked}
+        ahead = (
+            self.pool.submit(
+                contextvars.copy_context().run,
+                best_mentions,
+                self.ledger,
+                self.tenant,
+                self.filters,
+                weight_of,
+                MENTION_LIMIT,
+            )
+            if self.pool is not None and linked
+            else None
+        )
+        stored = {e.id: e for e in self.graph.get_entities(self.tenant, list(weight_of))}
         seeds = [entity for entity in linked if entity.id in stored]
         if not seeds:
             return []
-        # ``mentions`` is how many chunks mention the entity, counted by the linker.
-        weight = {s.id: s.score / (1.0 + math.log10(1.0 + s.mentions)) for s in seeds}
+        weight = {s.id: weight_of[s.id] for s in seeds}
         self._between(seeds, weight)
-        self._mentions({s.id: _ref(stored[s.id]) for s in seeds}, weight)
+        # Not started yet (a pool busy with other searches): read here rather than
+        # wait on a queue this thread may itself be holding up.
+        if ahead is not None and not ahead.cancel() and len(weight) == len(weight_of):
+            found = ahead.result()
+        else:
+            found = best_mentions(self.ledger, self.tenant, self.filters, weight, MENTION_LIMIT)
+        self._mentions({s.id: _ref(stored[s.id]) for s in seeds}, weight, found)
         self._neighbours(seeds, weight, hops)
         ranked = sorted(self.evidence.items(), key=lambda item: (-item[1].score, item[0]))
         return [
@@ -115,8 +152,12 @@ class GraphSearch:
                 for relation in path.relations:
                     self._support(relation.chunk_ids, value, walk)
 
-    def _mentions(self, refs: dict[str, EntityRef], weight: dict[str, float]) -> None:
-        found = best_mentions(self.ledger, self.tenant, self.filters, weight, MENTION_LIMIT)
+    def _mentions(
+        self,
+        refs: dict[str, EntityRef],
+        weight: dict[str, float],
+        found: Sequence[tuple[str, str, int]],
+    ) -> None:
         for chunk_id, entity_id, count in found:
             value = weight[entity_id] * (1.0 + REPEAT_WEIGHT * math.log(max(1, count)))
             self.evidence.setdefault(chunk_id, _Evidence()).add(
@@ -156,6 +197,11 @@ class GraphSearch:
             )
             value = NEIGHBOUR_WEIGHT * weight[origin[near]] * 0.5 ** (hop - 1)
             self._support(relation.chunk_ids, value, walk)
+
+
+def _weight(entity: LinkedEntity) -> float:
+    """The link score over how common the entity is (``mentions``: chunks naming it)."""
+    return entity.score / (1.0 + math.log10(1.0 + entity.mentions))
 
 
 def _mention_walk(ref: EntityRef) -> GraphPath:

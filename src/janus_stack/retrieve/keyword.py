@@ -18,6 +18,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     ColumnClause,
     ColumnElement,
@@ -37,10 +38,13 @@ from janus_stack.retrieve.filters import Filters
 from janus_stack.retrieve.fulltext import PG_CONFIG, fts, keys, search_vector
 from janus_stack.retrieve.fulltext_topk import (
     SLACK,
+    Postings,
     all_of,
     any_of,
+    best_keys,
     best_missing_one,
     candidate_expression,
+    postings_scores,
     term_bounds,
 )
 from janus_stack.retrieve.types import Candidate
@@ -48,6 +52,9 @@ from janus_stack.retrieve.types import Candidate
 MAX_TERMS = 32
 RANK_FIRST_DEPTH = 200
 RELAXATIONS = 2  # rarest terms let go when too few rows hold all
+LIVE_SLACK = 10  # rows checked beyond ``limit`` at first (another tenant's, replaced versions)
+MAX_POSTINGS_CHECKED = 2_000
+_BATCH = 500
 
 
 def fts5_query(terms: Sequence[str]) -> str:
@@ -91,15 +98,22 @@ def _search_sqlite(
     ranked on the full OR (see :mod:`janus_stack.retrieve.fulltext_topk`).
     Scores and order are the same as ranking every match, which is what
     happens when no bound is found or the candidates are too many to name.
+
+    When every term has cached postings, none of this runs: the postings
+    give every matching row's exact score in a few milliseconds
+    (:func:`_ranked_postings`).
     """
     full = fts5_query(terms)
     with ledger.session() as session:
-        bounds = dict(
-            zip(terms, term_bounds(ledger.derived, session.connection(), terms), strict=True)
-        )
+        found, postings = term_bounds(ledger.derived, session.connection(), terms)
+        bounds = dict(zip(terms, found, strict=True))
         present = sorted((t for t in terms if bounds[t] > 0), key=lambda t: -bounds[t])
         if not present:
             return []
+        if postings is not None:
+            ranked = _ranked_postings(session, postings, tenant, live, limit)
+            if ranked is not None:
+                return [Candidate(chunk_id=key, score=score) for key, score in ranked]
         weights = [bounds[term] for term in present]
         rows: list[tuple[str, float]] = []
         for dropped in range(min(RELAXATIONS, len(present) - 1) + 1):
@@ -153,6 +167,51 @@ def _ranked(
         )
         rows = session.execute(_live_first(tenant_matches, tenant, live, limit)).all()
     return [(row[0], float(row[1])) for row in rows]
+
+
+def _ranked_postings(
+    session: Session,
+    postings: Sequence[Postings],
+    tenant: str,
+    live: ColumnElement[bool],
+    limit: int,
+) -> list[tuple[str, float]] | None:
+    """The best ``limit`` live chunks of ``tenant`` by the cached postings, best first.
+
+    The best rows of the whole index are checked for tenant, liveness and
+    filters, ``limit + LIVE_SLACK`` at first and four times as many each
+    round until ``limit`` pass; each round takes every row tied with its
+    last, so the rows left unchecked all score less than those checked and
+    the result is exact. None past ``MAX_POSTINGS_CHECKED`` rows (another
+    tenant's, a selective filter): the FTS5 path then checks the tenant's.
+    """
+    totals = postings_scores(postings)
+    checked: set[int] = set()
+    passed: list[tuple[float, str]] = []
+    count = limit + LIVE_SLACK
+    while True:
+        best, floor = best_keys(totals, count)
+        fresh = [key for key in best.tolist() if key not in checked]
+        if len(checked) + len(fresh) > MAX_POSTINGS_CHECKED:
+            return None
+        checked.update(fresh)
+        for start in range(0, len(fresh), _BATCH):
+            statement = (
+                select(keys.c.key, Chunk.id)
+                .select_from(keys)
+                .join(Chunk, Chunk.id == keys.c.chunk_id)
+                .where(
+                    keys.c.key.in_(fresh[start : start + _BATCH]), keys.c.tenant_id == tenant, live
+                )
+            )
+            passed.extend(
+                (float(totals[key]), chunk_id) for key, chunk_id in session.execute(statement)
+            )
+        if len(passed) >= limit or floor == 0.0 or len(best) == np.count_nonzero(totals):
+            break
+        count *= 4
+    passed.sort(key=lambda item: (-item[0], item[1]))
+    return [(chunk_id, score) for score, chunk_id in passed[:limit]]
 
 
 def _live_first(

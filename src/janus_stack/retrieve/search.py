@@ -89,8 +89,9 @@ class Retriever:
         self._extractor = extractor
         self._linker: EntityLinker | None = None
         self.last_entities: list[LinkedEntity] = []
-        # Threads start on first use and end when the retriever is collected.
-        self._pool = ThreadPoolExecutor(len(SINGLE_MODES), thread_name_prefix="janus-retrieve")
+        # Threads start on first use and end when the retriever is collected: one per
+        # mode, and one for graph search's read of the mentions beside the graph's.
+        self._pool = ThreadPoolExecutor(len(SINGLE_MODES) + 1, thread_name_prefix="janus-retrieve")
 
     @property
     def linker(self) -> EntityLinker:
@@ -297,7 +298,7 @@ class Retriever:
         linked[:] = self.linker.link(self.janus.ledger, tenant, query)
         if not linked:
             return []
-        search = GraphSearch(self.janus.graph, self.janus.ledger, tenant, filters)
+        search = GraphSearch(self.janus.graph, self.janus.ledger, tenant, filters, self._pool)
         if hybrid:
             hops, limit = self.hops or HYBRID_HOPS, depth * GRAPH_SLACK
         else:
