@@ -225,6 +225,16 @@ def test_tokenize_offsets_point_into_the_text(embedder: Embedder) -> None:
         embedder.tokenize_offsets(42)  # type: ignore[arg-type]
 
 
+def test_tokenize_counted_is_offsets_and_count_at_once(embedder: Embedder) -> None:
+    for text in ("", "Naïve café: embeddings, 東京!", "pneumonoultramicroscopic " * 90):
+        assert embedder.tokenize_counted(text) == (
+            embedder.tokenize_offsets(text),
+            embedder.count_tokens([text])[0],
+        )
+    with pytest.raises(InvalidInputError):
+        embedder.tokenize_counted(b"bytes")  # type: ignore[arg-type]
+
+
 def test_long_text_is_truncated_at_max_tokens(embedder: Embedder) -> None:
     long_text = " ".join(f"topic{i} is discussed here." for i in range(200))
     assert embedder.count_tokens([long_text])[0] > 600

@@ -47,6 +47,9 @@ class PieceTokenizer:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(self._pieces(t, self.count_width)) + 2 for t in texts]
 
+    def tokenize_counted(self, text: str) -> tuple[list[tuple[int, int]], int]:
+        return self.tokenize_offsets(text), self.count_tokens([text])[0]
+
 
 @dataclass(frozen=True)
 class Sec:

@@ -1,8 +1,9 @@
 """Batching on both sides of the queue between the reader and the consumer.
 
 The reader records the versions it drafted in the ledger a batch at a time
-(:class:`VersionWriter`: one transaction per embedder batch of chunks, not
-one per document), then puts ``(version_id, chunk_count)`` for every version it
+(:class:`VersionWriter`: one transaction per batch of chunks, not one per
+document; an embedder batch while the consumer may be waiting for one, a
+few of them once it has work queued), then puts ``(version_id, chunk_count)`` for every version it
 recorded, any exception it hit, and :data:`READER_DONE` at the end. The
 consumer wants batches that keep the embedder busy: it should start as
 soon as one embedder batch of chunks is waiting (not idle while the reader
@@ -29,7 +30,13 @@ class VersionWriter:
         record: writes drafts in one transaction, returning each one's
             version ID (``None`` where the ledger already has those bytes).
         ready: the consumer's queue; gets ``(version_id, chunk_count)``.
-        flush_chunks: record once the drafts hold this many chunks.
+        least: record once the drafts hold this many chunks while fewer
+            than this many versions wait in ``ready`` (the consumer may be
+            waiting for them).
+        most: record once the drafts hold this many chunks anyway. Each
+            transaction has a fixed cost, about a tenth of a millisecond per
+            small document at 32 chunks, which the reader pays beside the
+            embedder.
     """
 
     def __init__(
@@ -37,11 +44,13 @@ class VersionWriter:
         record: Callable[[list[VersionDraft]], list[int | None]],
         ready: queue.Queue[object],
         *,
-        flush_chunks: int,
+        least: int,
+        most: int,
     ) -> None:
         self._record = record
         self._ready = ready
-        self._flush_chunks = max(1, flush_chunks)
+        self._least = max(1, min(least, most))
+        self._most = max(1, most)
         self._drafts: list[VersionDraft] = []
         self._counted: list[Callable[[int], None]] = []
         self._chunks = 0
@@ -51,7 +60,9 @@ class VersionWriter:
         self._drafts.append(draft)
         self._counted.append(counted)
         self._chunks += len(draft.chunks)
-        if self._chunks >= self._flush_chunks:
+        if self._chunks >= self._most or (
+            self._chunks >= self._least and self._ready.qsize() < self._least
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -109,6 +120,17 @@ class VersionBatcher:
             taken += chunks
         self._chunks -= taken
         return batch
+
+    def discard_rest(self) -> None:
+        """Take everything the reader still puts, unprojected, until it is done.
+
+        After the consumer failed: the reader must not block on a full queue;
+        what it recorded meanwhile waits in the ledger for ``resume``.
+        """
+        while not self._done:
+            self._receive(self._ready.get())
+        self._waiting.clear()
+        self._chunks = 0
 
     def _receive(self, item: object) -> None:
         if item is READER_DONE:

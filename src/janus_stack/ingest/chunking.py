@@ -1,10 +1,12 @@
 """Structure-aware, token-bounded, overlapping chunking with exact character offsets.
 
 The chunker works on the model's own tokens: it asks the injected
-tokenizer (any object with ``count_tokens`` and ``tokenize_offsets``, e.g.
-an open ``Embedder``) for the character span of every token, chooses cuts
-between tokens and then re-counts each chunk's text, because a WordPiece
-tokenizer may split a substring differently than it split the whole text.
+tokenizer (any :class:`TokenCounter`, e.g. an open ``Embedder``) for the
+character span of every token, chooses cuts between tokens and then
+re-counts each chunk's text, because a WordPiece tokenizer may split a
+substring differently than it split the whole text. A chunk that is
+exactly the text that was tokenized (a small document: most of them) takes
+the count of that very tokenization, so it is tokenized once, not twice.
 So a chunk never holds more than ``max_tokens`` tokens, special tokens
 included, and ``text == source[char_start:char_end]`` always holds (a chunk
 starts at its first token and ends at its last; whitespace between chunks
@@ -39,7 +41,14 @@ from typing import Protocol
 
 from janus_stack.errors import InvalidInputError
 
-__all__ = ["DEFAULT_MAX_TOKENS", "Chunk", "SectionLike", "TokenCounter", "chunk_text"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "Chunk",
+    "Chunker",
+    "SectionLike",
+    "TokenCounter",
+    "chunk_text",
+]
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -61,7 +70,9 @@ class TokenCounter(Protocol):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
-    def tokenize_offsets(self, text: str) -> list[tuple[int, int]]: ...
+    def tokenize_counted(self, text: str) -> tuple[list[tuple[int, int]], int]:
+        """Token offsets of ``text`` (special tokens excluded) and its ``count_tokens``."""
+        ...
 
 
 class SectionLike(Protocol):
@@ -109,6 +120,74 @@ class _Block:
     page: int | None
 
 
+class Chunker:
+    """Cuts texts into chunks with one tokenizer and one set of limits; see the module docstring.
+
+    Args:
+        tokenizer: counts tokens and gives token offsets, as the embedder does.
+        max_tokens: hard limit per chunk, special tokens included (the embedder's
+            ``max_tokens``).
+        target_tokens: preferred chunk size; defaults to ``max_tokens``.
+        overlap_tokens: tokens repeated from the end of one chunk at the start of
+            the next when the cut falls inside a section.
+
+    The limits are checked and the tokenizer's special tokens counted once,
+    here, not per document.
+    """
+
+    def __init__(
+        self,
+        tokenizer: TokenCounter,
+        *,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        target_tokens: int | None = None,
+        overlap_tokens: int = 32,
+    ) -> None:
+        special = tokenizer.count_tokens([""])[0]
+        budget = max_tokens - special
+        target = min(budget, (target_tokens or max_tokens) - special)
+        if budget < 1 or target < 1:
+            raise InvalidInputError(
+                f"chunking: max_tokens={max_tokens} / target_tokens={target_tokens} leave no "
+                f"room next to the tokenizer's {special} special tokens"
+            )
+        if not 0 <= overlap_tokens < target:
+            raise InvalidInputError(
+                f"chunking: overlap_tokens={overlap_tokens} must be >= 0 and smaller than the "
+                f"target chunk size ({target} tokens of content)"
+            )
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self._budget = budget
+        self._target = target
+        self._overlap = overlap_tokens
+
+    def chunk(self, text: str, sections: Sequence[SectionLike] = ()) -> list[Chunk]:
+        """Cut ``text``; ``sections`` describe its structure (may be empty, may nest)."""
+        if not isinstance(text, str):
+            raise InvalidInputError(f"chunking: text must be str, not {type(text).__name__}")
+        checked = [_check_section(s, len(text)) for s in sections]
+        chunks: list[Chunk] = []
+        for block in _blocks(text, checked):
+            planner = _Planner(text, block, checked, self.tokenizer)
+            for start, end, count in planner.spans(
+                self._budget, self._target, self._overlap, self.max_tokens
+            ):
+                char_start, char_end = planner.char_span(start, end)
+                chunks.append(
+                    Chunk(
+                        ordinal=len(chunks),
+                        text=text[char_start:char_end],
+                        char_start=char_start,
+                        char_end=char_end,
+                        page=block.page,
+                        heading_path=planner.heading_path(start, end),
+                        token_count=count,
+                    )
+                )
+        return chunks
+
+
 def chunk_text(
     text: str,
     sections: Sequence[SectionLike] = (),
@@ -118,51 +197,11 @@ def chunk_text(
     target_tokens: int | None = None,
     overlap_tokens: int = 32,
 ) -> list[Chunk]:
-    """Cut ``text`` into chunks; see the module docstring for the rules.
-
-    Args:
-        text: the document text the section offsets point into.
-        sections: its structure; may be empty, may nest, in any order.
-        tokenizer: counts tokens and gives token offsets, as the embedder does.
-        max_tokens: hard limit per chunk, special tokens included (the embedder's
-            ``max_tokens``).
-        target_tokens: preferred chunk size; defaults to ``max_tokens``.
-        overlap_tokens: tokens repeated from the end of one chunk at the start of
-            the next when the cut falls inside a section.
-    """
-    if not isinstance(text, str):
-        raise InvalidInputError(f"chunking: text must be str, not {type(text).__name__}")
-    special = tokenizer.count_tokens([""])[0]
-    budget = max_tokens - special
-    target = min(budget, (target_tokens or max_tokens) - special)
-    if budget < 1 or target < 1:
-        raise InvalidInputError(
-            f"chunking: max_tokens={max_tokens} / target_tokens={target_tokens} leave no room "
-            f"next to the tokenizer's {special} special tokens"
-        )
-    if not 0 <= overlap_tokens < target:
-        raise InvalidInputError(
-            f"chunking: overlap_tokens={overlap_tokens} must be >= 0 and smaller than the "
-            f"target chunk size ({target} tokens of content)"
-        )
-    checked = [_check_section(s, len(text)) for s in sections]
-    chunks: list[Chunk] = []
-    for block in _blocks(text, checked):
-        planner = _Planner(text, block, checked, tokenizer)
-        for start, end, count in planner.spans(budget, target, overlap_tokens, max_tokens):
-            char_start, char_end = planner.char_span(start, end)
-            chunks.append(
-                Chunk(
-                    ordinal=len(chunks),
-                    text=text[char_start:char_end],
-                    char_start=char_start,
-                    char_end=char_end,
-                    page=block.page,
-                    heading_path=planner.heading_path(start, end),
-                    token_count=count,
-                )
-            )
-    return chunks
+    """Cut one ``text``; :class:`Chunker` documents the arguments (build one for many texts)."""
+    chunker = Chunker(
+        tokenizer, max_tokens=max_tokens, target_tokens=target_tokens, overlap_tokens=overlap_tokens
+    )
+    return chunker.chunk(text, sections)
 
 
 def _check_section(section: SectionLike, length: int) -> SectionLike:
@@ -210,11 +249,26 @@ class _Planner:
     ) -> None:
         self.text = text
         self.tokenizer = tokenizer
-        local = tokenizer.tokenize_offsets(text[block.start : block.end])
-        self.tokens = [(block.start + s, block.start + e) for s, e in local if e > s]
+        # Whitespace around the block never belongs to a chunk; without it, a chunk that
+        # spans the whole block is exactly the text tokenized here and needs no re-count.
+        content = text[block.start : block.end]
+        start = block.start + len(content) - len(content.lstrip())
+        end = block.start + len(content.rstrip())
+        local, self.count = tokenizer.tokenize_counted(text[start:end])
+        self.span = (start, end)
+        self.tokens = [(start + s, start + e) for s, e in local if e > s]
         self.starts = [s for s, _ in self.tokens]
         self.paths = self._paint_paths(block, sections)
-        self.strength = self._strengths(block, sections)
+        self._block = block
+        self._sections = sections
+        self._strength: list[int] | None = None
+
+    @property
+    def strength(self) -> list[int]:
+        """The strength of a cut before each token, weighed only for a block that needs cuts."""
+        if self._strength is None:
+            self._strength = self._strengths(self._block, self._sections)
+        return self._strength
 
     def _index(self, position: int) -> int:
         """The token a cut at character ``position`` falls before."""
@@ -267,11 +321,21 @@ class _Planner:
         self, budget: int, target: int, overlap: int, max_tokens: int
     ) -> list[tuple[int, int, int]]:
         """``(first token, end token, token count)`` of every chunk of the block."""
+        n = len(self.tokens)
+        fits = 0 < n <= budget and self.count <= max_tokens
+        if fits and self.char_span(0, n) == self.span and not self._heading_changes():
+            # The whole block fits and no heading divides it: the cuts below would give
+            # this one chunk too, so there is nothing to weigh.
+            return [(0, n, self.count)]
         out: list[tuple[int, int, int]] = []
-        n, start, limit, floor = len(self.tokens), 0, budget, 0
+        start, limit, floor = 0, budget, 0
         while start < n:
             end = self._cut(start, min(n, start + limit), target, floor)
-            count = self.tokenizer.count_tokens([self.text[slice(*self.char_span(start, end))]])[0]
+            span = self.char_span(start, end)
+            if span == self.span:
+                count = self.count
+            else:
+                count = self.tokenizer.count_tokens([self.text[slice(*span)]])[0]
             if count > max_tokens and end - start > 1:  # re-plan this chunk smaller
                 limit = max(1, end - start - (count - max_tokens))
                 if start + limit <= floor:  # it could no longer pass the previous chunk
@@ -283,6 +347,9 @@ class _Planner:
                 break
             start = self._next_start(start, end, overlap)
         return out
+
+    def _heading_changes(self) -> bool:
+        return any(b is not None and a != b for a, b in itertools.pairwise(self.paths))
 
     def _cut(self, start: int, limit: int, target: int, floor: int) -> int:
         """The end of the chunk from ``start``; it must pass ``floor``, the previous end."""

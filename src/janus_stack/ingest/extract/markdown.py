@@ -8,6 +8,7 @@ text; link targets are kept in ``metadata["links"]``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 
@@ -30,9 +31,8 @@ def extract(data: bytes, src: Source) -> Iterator[ExtractedDocument]:
         if title_match := _FRONT_TITLE.search(match.group(1)):
             title = title_match.group(1) or None
         text = text[match.end() :]
-    parser = MarkdownIt("commonmark", {"html": True}).enable("table")
     renderer = _Renderer()
-    renderer.render(parser.parse(text))
+    renderer.render(_parser().parse(text))
     builder = renderer.builder
     metadata: dict[str, object] = {"encoding": encoding}
     if renderer.links:
@@ -42,6 +42,16 @@ def extract(data: bytes, src: Source) -> Iterator[ExtractedDocument]:
         media_type=src.media_type,
         metadata=metadata,
     )
+
+
+@functools.cache
+def _parser() -> MarkdownIt:
+    """The one parser: building its rule chains costs more than parsing a short note.
+
+    It is never reconfigured after this, and ``parse`` keeps its state per
+    call, so readers on several threads share it safely.
+    """
+    return MarkdownIt("commonmark", {"html": True}).enable("table")
 
 
 class _Renderer:

@@ -3,7 +3,8 @@
 Validation, de-duplication, length-sorted batching and normalisation live
 here once; a backend implements a narrow core: ``_embed_batch`` (raw pooled
 vectors for a list of already-validated texts), ``_count_tokens`` and
-``_tokenize_offsets``. Everything else (``embed``, ``probe``) is built on that
+``_tokenize_offsets`` (and, if its tokenizer gives both at once,
+``_tokenize_counted``). Everything else (``embed``, ``probe``) is built on that
 core, so the embedded model and a remote OpenAI-compatible server behave the
 same to a caller.
 
@@ -147,6 +148,19 @@ class Embedder(Slot):
             )
         return self._tokenize_offsets(text)
 
+    def tokenize_counted(self, text: str) -> tuple[list[tuple[int, int]], int]:
+        """``tokenize_offsets(text)`` and ``count_tokens([text])[0]`` from one tokenization.
+
+        A chunker needs both for every text; a small document is one chunk,
+        so asking twice would tokenize it twice.
+        """
+        self._require_open()
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"embeddings slot: tokenize_counted takes a str, not {type(text).__name__}"
+            )
+        return self._tokenize_counted(text)
+
     def probe(self) -> None:
         """Embed a paraphrase pair and an unrelated text; check shape, norm and ordering."""
         vectors = self.embed(list(PROBE_TEXTS))
@@ -176,6 +190,10 @@ class Embedder(Slot):
 
     def _tokenize_offsets(self, text: str) -> list[tuple[int, int]]:
         raise NotImplementedError
+
+    def _tokenize_counted(self, text: str) -> tuple[list[tuple[int, int]], int]:
+        """A backend whose tokenizer gives both at once overrides this."""
+        return self._tokenize_offsets(text), self._count_tokens([text])[0]
 
 
 def open(url: SlotURL | str, **options: object) -> Embedder:

@@ -129,14 +129,19 @@ class WordPieces:
         return [len(e.ids) for e in self._plain.encode_batch(texts)]
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
+        return self.offsets_counted(text)[0]
+
+    def offsets_counted(self, text: str) -> tuple[list[tuple[int, int]], int]:
+        """``offsets(text)`` and ``count([text])[0]`` from one encoding."""
         encoding = self._plain.encode(text)
-        return [
+        offsets = [
             (start, end)
             for (start, end), special in zip(
                 encoding.offsets, encoding.special_tokens_mask, strict=True
             )
             if not special
         ]
+        return offsets, len(encoding.ids)
 
     def truncate(self, text: str) -> str:
         """``text`` cut after the last token the model would read."""
@@ -301,6 +306,10 @@ class MiniLMEmbedder(Embedder):
     def _tokenize_offsets(self, text: str) -> list[tuple[int, int]]:
         assert self._tokens is not None
         return self._tokens.offsets(text)
+
+    def _tokenize_counted(self, text: str) -> tuple[list[tuple[int, int]], int]:
+        assert self._tokens is not None
+        return self._tokens.offsets_counted(text)
 
 
 def quantize_int8(model: Path, workdir: Path) -> Path:

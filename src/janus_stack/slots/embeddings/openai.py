@@ -152,6 +152,10 @@ class OpenAIEmbedder(Embedder):
         assert self._tokens is not None
         return self._tokens.offsets(text)
 
+    def _tokenize_counted(self, text: str) -> tuple[list[tuple[int, int]], int]:
+        assert self._tokens is not None
+        return self._tokens.offsets_counted(text)
+
     # -- HTTP ---------------------------------------------------------------
 
     def _post(self, texts: list[str]) -> NDArray[np.float32]:
