@@ -9,18 +9,17 @@ the ranking from cached postings, to the last bit.
 
 from __future__ import annotations
 
-import hashlib
 import random
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import ledger_rows
 import pytest
 from sqlalchemy import select, text
 
 from janus_stack.ledger import migrations
 from janus_stack.ledger.database import Ledger
-from janus_stack.ledger.models import Chunk, Document, DocumentVersion, Tenant
+from janus_stack.ledger.models import Chunk
 from janus_stack.retrieve import Filters, fulltext_topk, keyword
 from janus_stack.retrieve.chunks import query_terms
 from janus_stack.retrieve.fulltext_topk import candidate_expression
@@ -40,40 +39,7 @@ def sqlite_ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 def add_chunks(ledger: Ledger, tenant: str, name: str, texts: list[str]) -> None:
     """One done document of ``tenant`` whose chunks are ``texts``."""
-    doc_id = hashlib.sha256(f"{tenant}:{name}".encode()).hexdigest()
-    with ledger.session() as session:
-        if session.get(Tenant, tenant) is None:
-            session.add(Tenant(id=tenant, name=tenant))
-            session.flush()
-        document = Document(id=str(uuid.uuid4()), tenant_id=tenant, source=f"/{name}", title=name)
-        session.add(document)
-        session.flush()
-        version = DocumentVersion(
-            document_id=document.id,
-            tenant_id=tenant,
-            doc_id=doc_id,
-            version=1,
-            object_key="",
-            size=1,
-            status="done",
-        )
-        session.add(version)
-        session.flush()
-        for ordinal, body in enumerate(texts):
-            session.add(
-                Chunk(
-                    id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{name}/{ordinal}")),
-                    tenant_id=tenant,
-                    version_id=version.id,
-                    doc_id=doc_id,
-                    ordinal=ordinal,
-                    text=body,
-                    text_sha256=hashlib.sha256(body.encode()).hexdigest(),
-                    heading_path=[],
-                    char_start=0,
-                    char_end=len(body),
-                )
-            )
+    ledger_rows.add_document(ledger, tenant, name, texts)
 
 
 def zipf_texts(rng: random.Random, count: int) -> list[str]:

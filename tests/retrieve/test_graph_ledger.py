@@ -7,24 +7,19 @@ entities they name (in entity ID order), then mentions, then chunk ID.
 
 from __future__ import annotations
 
-import hashlib
 import random
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import ledger_rows
 import pytest
 from sqlalchemy import select
 
 from janus_stack.ledger import migrations
 from janus_stack.ledger.database import Ledger
 from janus_stack.ledger.models import (
-    Chunk,
-    Document,
-    DocumentVersion,
     Entity,
     Mention,
-    Tenant,
 )
 from janus_stack.retrieve import Filters
 from janus_stack.retrieve.graph_ledger import best_mentions
@@ -42,42 +37,8 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 def add_document(ledger: Ledger, name: str, status: str, chunks: int) -> list[str]:
     """A document of ``chunks`` chunks whose version has ``status``; returns the chunk IDs."""
-    doc_id = hashlib.sha256(name.encode()).hexdigest()
-    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{i}")) for i in range(chunks)]
-    with ledger.session() as session:
-        if session.get(Tenant, TENANT) is None:
-            session.add(Tenant(id=TENANT, name=TENANT))
-            session.flush()
-        document = Document(id=str(uuid.uuid4()), tenant_id=TENANT, source=f"/{name}", title=name)
-        session.add(document)
-        session.flush()
-        version = DocumentVersion(
-            document_id=document.id,
-            tenant_id=TENANT,
-            doc_id=doc_id,
-            version=1,
-            object_key="",
-            size=1,
-            status=status,
-        )
-        session.add(version)
-        session.flush()
-        for ordinal, chunk_id in enumerate(ids):
-            session.add(
-                Chunk(
-                    id=chunk_id,
-                    tenant_id=TENANT,
-                    version_id=version.id,
-                    doc_id=doc_id,
-                    ordinal=ordinal,
-                    text=f"chunk {ordinal}",
-                    text_sha256=hashlib.sha256(chunk_id.encode()).hexdigest(),
-                    heading_path=[],
-                    char_start=0,
-                    char_end=1,
-                )
-            )
-    return ids
+    texts = [f"chunk {ordinal}" for ordinal in range(chunks)]
+    return ledger_rows.add_document(ledger, TENANT, name, texts, status=status)
 
 
 def add_mentions(

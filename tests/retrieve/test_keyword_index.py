@@ -8,15 +8,13 @@ by the migration must equal one maintained from the start.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-
+import ledger_rows
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, text, update
 
 from janus_stack.ledger import migrations
 from janus_stack.ledger.database import Ledger
-from janus_stack.ledger.models import Chunk, Document, DocumentVersion, Tenant
+from janus_stack.ledger.models import Chunk
 from janus_stack.retrieve import Filters, fulltext, keyword
 
 TENANT = "acme"
@@ -29,46 +27,9 @@ TEXTS = {
 
 def add_document(ledger: Ledger, name: str, status: str = "done", tenant: str = TENANT) -> str:
     """One document with one version and one chunk of ``TEXTS[name]``; returns the chunk id."""
-    doc_id = hashlib.sha256(f"{tenant}:{name}".encode()).hexdigest()
-    chunk_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{name}"))
-    with ledger.session() as session:
-        if session.get(Tenant, tenant) is None:
-            session.add(Tenant(id=tenant, name=tenant))
-            session.flush()
-        session.add(
-            Document(id=str(uuid.uuid4()), tenant_id=tenant, source=f"/{name}.txt", title=name)
-        )
-        session.flush()
-        document_id = session.scalars(
-            select(Document.id).where(
-                Document.source == f"/{name}.txt", Document.tenant_id == tenant
-            )
-        ).one()
-        version = DocumentVersion(
-            document_id=document_id,
-            tenant_id=tenant,
-            doc_id=doc_id,
-            version=1,
-            object_key="",
-            size=1,
-            status=status,
-        )
-        session.add(version)
-        session.flush()
-        session.add(
-            Chunk(
-                id=chunk_id,
-                tenant_id=tenant,
-                version_id=version.id,
-                doc_id=doc_id,
-                ordinal=0,
-                text=TEXTS[name],
-                text_sha256=hashlib.sha256(TEXTS[name].encode()).hexdigest(),
-                heading_path=[],
-                char_start=0,
-                char_end=len(TEXTS[name]),
-            )
-        )
+    [chunk_id] = ledger_rows.add_document(
+        ledger, tenant, name, [TEXTS[name]], status=status, source=f"/{name}.txt"
+    )
     return chunk_id
 
 
