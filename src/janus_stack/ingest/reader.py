@@ -119,7 +119,7 @@ class FileReader:
         :class:`VersionWriter`). Any exception is put on ``ready`` for the
         consumer to raise; :data:`READER_DONE` always comes last.
         """
-        writer = VersionWriter(self.documents.start_versions, ready, least=least, most=most)
+        writer = VersionWriter(self._record_versions, ready, least=least, most=most)
         pool = ThreadPoolExecutor(max_workers=_FETCHERS, thread_name_prefix="janus-ingest-fetch")
         try:
             self._read_files(files, tenant, tags, report, writer, pool, stop)
@@ -199,7 +199,9 @@ class FileReader:
             return data, item.key
         key = f"{tenant}/{hashlib.sha256(data).hexdigest()}"
         if not _unchanged(known, key):
-            self.janus.objects.put(data, tenant=tenant, metadata={"source": item.name[:200]})
+            self.janus.objects.put(
+                data, tenant=tenant, metadata={"source": item.name[:200]}, durable=False
+            )
         return data, key
 
     def _prepare_file(
@@ -224,7 +226,9 @@ class FileReader:
                 outcome.status = "unchanged"
                 return outcome
             if key in self._released:
-                self.janus.objects.put(data, tenant=tenant, metadata={"source": name[:200]})
+                self.janus.objects.put(
+                    data, tenant=tenant, metadata={"source": name[:200]}, durable=False
+                )
             stored = key
             seen: set[str] = set()
             for document in extract(
@@ -248,6 +252,7 @@ class FileReader:
                     # unrecorded while the others already point at the new bytes.
                     writer.flush()
                     self._drop_vanished(tenant, source, seen, known)
+                    self.janus.objects.sync()
                     for previous in self.documents.adopt_object(tenant, source, key):
                         self._release(previous)
         except ExtractionError as exc:
@@ -260,6 +265,15 @@ class FileReader:
             writer.flush()
             self._record_failure(tenant, source, item, reason, outcome.error, stored)
         return outcome
+
+    def _record_versions(self, drafts: Sequence[VersionDraft]) -> list[int | None]:
+        """Record ``drafts`` once their objects, stored without waiting for the disk, are durable.
+
+        The fetchers put objects with ``durable=False``; a version must never
+        point at an object a power loss could take back.
+        """
+        self.janus.objects.sync()
+        return self.documents.start_versions(drafts)
 
     def _record_failure(
         self,

@@ -112,9 +112,10 @@ class DocumentVersion(Base):
 
 class Chunk(Base):
     __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_tenant_id_text_sha256", "tenant_id", "text_sha256"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
     version_id: Mapped[int] = mapped_column(ForeignKey("document_versions.id"), index=True)
     doc_id: Mapped[str] = mapped_column(String(64), index=True)
     ordinal: Mapped[int] = mapped_column(Integer)

@@ -95,15 +95,19 @@ class ObjectStore(Slot):
 
     # -- the narrow core -------------------------------------------------------
 
-    def _commit(self, staged: bytes | Path, info: ObjectInfo) -> ObjectInfo:
+    def _commit(self, staged: bytes | Path, info: ObjectInfo, durable: bool) -> ObjectInfo:
         """Store the staged bytes under ``info.key`` unless the key exists.
 
         ``staged`` is the content itself when it fits in ``SPOOL_BYTES``, else
         a file in ``staging_dir`` that the backend may move, extend or consume.
         Returns ``info`` for a new object, the existing object's info otherwise
-        (the put is then a no-op).
+        (the put is then a no-op). Unless ``durable``, the backend may leave
+        making the object durable to the next ``_sync``.
         """
         raise NotImplementedError
+
+    def _sync(self) -> None:
+        """Make the objects committed without ``durable`` durable (where puts are not always)."""
 
     def _head(self, key: str) -> ObjectInfo | None:
         raise NotImplementedError
@@ -172,11 +176,17 @@ class ObjectStore(Slot):
         content_type: str = DEFAULT_CONTENT_TYPE,
         metadata: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
+        durable: bool = True,
     ) -> ObjectInfo:
         """Store ``data`` (bytes or a binary stream, read in chunks) and return its info.
 
         Idempotent: the same bytes for the same tenant return the first
         put's info and store nothing new.
+
+        With ``durable=False`` the object is readable at once but may survive
+        a power loss only after the next :meth:`sync`: a caller storing many
+        objects (ingest) syncs once before it records them anywhere, instead
+        of waiting for the disk on every put.
         """
         self._require_open()
         check_tenant(tenant)
@@ -195,10 +205,18 @@ class ObjectStore(Slot):
                 metadata=checked,
                 created_at=datetime.now(UTC),
             )
-            return self._commit(staged, info)
+            return self._commit(staged, info, durable)
         finally:
             if isinstance(staged, Path):
                 staged.unlink(missing_ok=True)
+
+    def sync(self) -> None:
+        """Make every object this store put with ``durable=False`` durable.
+
+        Call it before a durable record (the ledger) refers to such objects.
+        """
+        self._require_open()
+        self._sync()
 
     @contextlib.contextmanager
     def get(self, key: str) -> Iterator[BinaryIO]:

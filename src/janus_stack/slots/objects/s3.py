@@ -269,7 +269,8 @@ class S3Objects(ObjectStore):
 
     # -- the core --------------------------------------------------------------
 
-    def _commit(self, staged: bytes | Path, info: ObjectInfo) -> ObjectInfo:
+    def _commit(self, staged: bytes | Path, info: ObjectInfo, durable: bool) -> ObjectInfo:
+        """An S3 put is durable when it returns: ``durable`` changes nothing."""
         client = self._s3
         s3_key = self._s3_key(info.key)
         metadata = self._user_metadata(info)
