@@ -9,7 +9,7 @@
   committed after it, then the step's outcome, the run's totals and their
   events in one more transaction — three commits per step, each event
   appended in the transaction of the state change it records.
-* ``overhead (amqp)``: the same for a run of M steps (default 50) started
+* ``overhead (amqp)``: the same for a run of M steps (default 200) started
   through the queue slot on the machine's RabbitMQ (Dramatiq): measured from
   ``Runs.start`` until the run is done, so the enqueue, the broker hop and the
   worker's claim are included and spread over the steps. Its queues are
@@ -18,7 +18,7 @@
   engine loads the run, its step rows and its journal in one query each and
   replays every step (no tool runs); measured from ``execute`` to its return.
 
-Run: ``.venv/bin/python benchmarks/workflows.py [--steps 200] [--amqp-steps 50]
+Run: ``.venv/bin/python benchmarks/workflows.py [--steps 200] [--amqp-steps 200]
 [--resume-steps 1000] [--amqp-url amqp://guest:guest@127.0.0.1:5672/]``
 (``--amqp-steps 0`` skips RabbitMQ). Wall and CPU seconds are both printed;
 the machine is usually shared.
@@ -168,7 +168,7 @@ def amqp_overhead(home: Path, steps: int, amqp_url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--amqp-steps", type=int, default=50)
+    parser.add_argument("--amqp-steps", type=int, default=200)
     parser.add_argument("--resume-steps", type=int, default=1000)
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     args = parser.parse_args()

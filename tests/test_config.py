@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from janus_stack.config import load_settings
+from janus_stack.config import AGENT_OUTPUT_ENV, load_settings
 from janus_stack.errors import ConfigError
 
 
@@ -51,6 +51,8 @@ def test_config_file_in_home_is_used_when_cwd_has_none(tmp_path: Path) -> None:
         ("lock_timeout = 'soon'\n", "lock_timeout"),
         ("lock_timeout = -1\n", "lock_timeout"),
         ("log_level = 'loud'\n", "log_level"),
+        ("[agent_output]\ncharset = 'emoji'\n", "janus.toml: agent_output: charset"),
+        ("agent_output = 5\n", "janus.toml: agent_output: must be a table"),
     ],
 )
 def test_bad_config_files_name_the_problem(tmp_path: Path, content: str, message: str) -> None:
@@ -69,3 +71,38 @@ def test_redacted_settings_hide_secrets(tmp_path: Path) -> None:
     assert "topsecret" not in text
     assert "pgsecret" not in text
     assert "env:PW" in text
+
+
+def test_agent_output_comes_from_the_file_table_then_the_env_json(tmp_path: Path) -> None:
+    env = {"JANUS_HOME": str(tmp_path)}
+    assert load_settings(environ=env, cwd=tmp_path).agent_output == {}
+    (tmp_path / "janus.toml").write_text(
+        '[agent_output]\nmax_answer_chars = 240\ncharset = "basic"\n'
+    )
+    from_file = load_settings(environ=env, cwd=tmp_path)
+    assert from_file.agent_output == {"max_answer_chars": 240, "charset": "basic"}
+    assert from_file.sources["agent_output"] == str(tmp_path / "janus.toml")
+    assert from_file.redacted()["agent_output"] == {"max_answer_chars": 240, "charset": "basic"}
+
+    env[AGENT_OUTPUT_ENV] = '{"max_items": 5}'
+    from_env = load_settings(environ=env, cwd=tmp_path)
+    assert from_env.agent_output == {"max_items": 5}  # the env's replaces the file's table
+    assert from_env.sources["agent_output"] == f"env {AGENT_OUTPUT_ENV}"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"max_items": 0}', "max_items: Input should be greater than or equal to 1"),
+        ('{"charset": "emoji"}', "charset: Input should be 'unicode' or 'basic'"),
+        ('{"max_tokens": 9}', "max_tokens: Extra inputs are not permitted"),
+        ('{"max_items": ', "not valid JSON"),
+        ("[240]", "must be a table"),
+    ],
+)
+def test_a_bad_agent_output_names_the_variable_and_field(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    env = {"JANUS_HOME": str(tmp_path), AGENT_OUTPUT_ENV: value}
+    with pytest.raises(ConfigError, match=f"^{AGENT_OUTPUT_ENV}: {message}"):
+        load_settings(environ=env, cwd=tmp_path)

@@ -8,6 +8,7 @@ handed a ``Settings``.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ SLOTS: tuple[str, ...] = (
     "llm",
 )
 CONFIG_FILE = "janus.toml"
+AGENT_OUTPUT_ENV = "JANUS_AGENT_OUTPUT"  # JSON, the env form of the [agent_output] table
 
 
 def default_home(environ: Mapping[str, str]) -> Path:
@@ -73,6 +75,9 @@ class Settings(BaseModel):
         lock_timeout: seconds a second process waits for JANUS_HOME.
         otel_endpoint: an OTLP/HTTP collector (``http://collector:4318``) that
             receives traces; unset (the default), tracing is off.
+        agent_output: the ``OutputLimits`` fields of agents whose manifest sets
+            no ``output`` (validated; the fields left out keep their defaults).
+            A plain mapping because the agents package imports this module.
         sources: where each setting came from, for ``janus config show``.
     """
 
@@ -84,6 +89,7 @@ class Settings(BaseModel):
     lock_timeout: float = Field(default=0.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     otel_endpoint: str | None = None
+    agent_output: dict[str, Any] = Field(default_factory=dict)
     config_file: Path | None = None
     sources: dict[str, str] = Field(default_factory=dict)
     _environ: Mapping[str, str] | None = PrivateAttr(default=None)
@@ -107,12 +113,13 @@ class Settings(BaseModel):
             "lock_timeout": self.lock_timeout,
             "log_level": self.log_level,
             "otel_endpoint": redact(self.otel_endpoint) if self.otel_endpoint else None,
+            "agent_output": dict(self.agent_output),
             "slots": {slot: redact(getattr(self.slots, slot)) for slot in SLOTS},
             "sources": dict(self.sources),
         }
 
 
-_TOP_LEVEL = ("home", "tenant", "lock_timeout", "log_level", "otel_endpoint")
+_TOP_LEVEL = ("home", "tenant", "lock_timeout", "log_level", "otel_endpoint", "agent_output")
 
 
 def _find_config_file(cwd: Path, home: Path) -> Path | None:
@@ -147,6 +154,40 @@ def _check_file_keys(path: Path, data: Mapping[str, Any]) -> None:
         elif key not in _TOP_LEVEL:
             known = ", ".join((*_TOP_LEVEL, "[slots]"))
             raise ConfigError(f"{path}: unknown setting {key!r}; known: {known}")
+
+
+def _agent_output(value: Any, source: str) -> dict[str, Any]:
+    """``value`` (a table, or JSON from the environment) validated as ``OutputLimits``;
+    the fields it sets, so a manifest's ``output`` still overrides each of them.
+
+    Validated here so a bad value stops a command at its start, naming its source and
+    field, instead of failing a run at its agent's first model turn.
+    """
+    # The agents package imports this module (through the context): import it late.
+    from janus_stack.agents.manifest import OutputLimits  # noqa: PLC0415 - cycle
+
+    if source == f"env {AGENT_OUTPUT_ENV}":
+        where = AGENT_OUTPUT_ENV
+        hint = f'e.g. {AGENT_OUTPUT_ENV}=\'{{"max_answer_chars": 240, "charset": "basic"}}\''
+    else:
+        where = f"{source}: agent_output"
+        hint = 'e.g. [agent_output] with max_answer_chars = 240 and charset = "basic"'
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not valid JSON: {exc}", hint=hint) from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a table (in JSON an object) of limits", hint=hint)
+    try:
+        limits = OutputLimits.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}", hint=hint) from exc
+    return limits.model_dump(include=limits.model_fields_set)
 
 
 def load_settings(
@@ -204,6 +245,8 @@ def load_settings(
     for key, value in flags.items():
         take(key, value, "flag")
     values["home"] = Path(values["home"]).expanduser()
+    if "agent_output" in values:
+        values["agent_output"] = _agent_output(values["agent_output"], sources["agent_output"])
 
     try:
         settings = Settings(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from workbench import (  # noqa: F401 - fixtures
@@ -20,7 +22,11 @@ from workbench import (  # noqa: F401 - fixtures
     write,
 )
 
+from janus_stack.agents import AgentRegistry, Toolbox
 from janus_stack.context import Janus
+from janus_stack.errors import ConflictError
+from janus_stack.workflows.agent_steps import FEEDBACK_HEADING
+from janus_stack.workflows.hooks import Hooks
 from janus_stack.workflows.runs import Runs
 from janus_stack.workflows.spec import WorkflowSpec
 
@@ -209,7 +215,108 @@ def test_usage_is_accounted_per_step_agent_and_tenant(
             "completion_tokens": 0,
             "cost": 0.0,
             "latency_s": pytest.approx(0, abs=1),
+            "calls": 0,
         }
     ]
     assert [row["tenant"] for row in runs.store.usage("tenant")] == ["default"]
     assert runs.store.tokens(run.id)[0][2] == "First. Second. Third."
+
+
+NOTED = """
+    name: noted
+    steps:
+      - {id: first, kind: tool, tool: test.effect, arguments: {label: first}}
+      - {id: think, kind: agent, agent: echo, input: "Only this."}
+      - {id: later, kind: agent, agent: echo, input: "And this."}
+"""
+
+
+def injected(janus: Janus, run_id: str) -> list[dict[str, Any]]:
+    events = janus.events.query(subject=f"run:{run_id}", type="workflow.feedback.injected")
+    return [e.payload for e in sorted(events, key=lambda e: e.seq)]
+
+
+def test_a_note_on_a_paused_run_reaches_its_next_agent_step_once(
+    home: Path, runs: Runs, workflow: Make
+) -> None:
+    write(home / "agents" / "echo.yaml", "name: echo\ninstructions: repeat\nmodel: none\n")
+    run_id = runs.create(workflow(NOTED), {}, tenant="default")
+    runs.pause(run_id)
+    runs.feedback(run_id, "Mind the budget.")
+    runs.resume(run_id)
+    assert runs.engine.execute(run_id) == "done"
+
+    steps = runs.store.steps(run_id)
+    think = steps["think"].output
+    assert think is not None
+    assert think["text"] == f"Only this. {FEEDBACK_HEADING} - Mind the budget."
+    later = steps["later"].output
+    assert later is not None and later["text"] == "And this."
+    (note,) = runs.store.detail(runs.store.run(run_id))["feedback"]
+    assert (note["step"], note["consumed_by"], note["text"]) == (None, "think", "Mind the budget.")
+    assert injected(runs.janus, run_id) == [
+        {"step": "think", "notes": [note["id"]], "new": [note["id"]], "chars": 16}
+    ]
+    assert runs.janus.events.verify().ok
+
+    with pytest.raises(ConflictError, match="is done"):
+        runs.feedback(run_id, "too late")
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL: nothing in the engine catches it."""
+
+
+class CrashOnce(Hooks):
+    """Kills the run once, as step ``think`` starts: after its notes are taken."""
+
+    def __init__(self, runs: Runs | None = None) -> None:
+        self.runs = runs
+        self.crashed = False
+
+    def before_step(self, run_id: str, step_key: str, kind: str) -> None:
+        if step_key == "first" and self.runs is not None:  # a note while the run runs
+            self.runs.feedback(run_id, "Noted while running.")
+        if step_key == "think" and not self.crashed:
+            self.crashed = True
+            raise Crash
+
+
+def test_a_note_a_crashed_step_took_is_not_delivered_twice(
+    home: Path, janus: Janus, registry: AgentRegistry, toolbox: Toolbox, workflow: Make
+) -> None:
+    write(home / "agents" / "echo.yaml", "name: echo\ninstructions: repeat\nmodel: none\n")
+    hook = CrashOnce()
+    runs = Runs(janus, registry, toolbox, hooks=hook)
+    runs.register(janus.handlers)
+    hook.runs = runs
+    try:
+        run_id = runs.create(workflow(NOTED), {}, tenant="default")
+        with pytest.raises(Crash):
+            runs.engine.execute(run_id)
+        hook.runs = None
+        taken = runs.store.steps(run_id)["think"]
+        assert taken.status == "running"
+        runs.feedback(run_id, "Noted after the crash.")  # the run is still "running"
+        dead = f"{socket.gethostname()}:999999999:dead"  # as a SIGKILLed owner leaves it
+        runs.store.update_run(run_id, owner=dead)
+        runs.resume(run_id)
+        assert runs.engine.execute(run_id) == "done"
+    finally:
+        runs.engine.close()
+
+    notes = {n["text"]: n for n in runs.store.feedback(run_id)}
+    running, after = notes["Noted while running."], notes["Noted after the crash."]
+    assert (running["consumed_by"], after["consumed_by"]) == ("think", "later")
+    steps = runs.store.steps(run_id)
+    assert steps["think"].attempts == 2
+    think, later = steps["think"].output, steps["later"].output
+    assert think is not None and later is not None
+    assert think["text"] == f"Only this. {FEEDBACK_HEADING} - Noted while running."
+    assert later["text"] == f"And this. {FEEDBACK_HEADING} - Noted after the crash."
+    assert [(p["step"], p["notes"], p["new"]) for p in injected(runs.janus, run_id)] == [
+        ("think", [running["id"]], [running["id"]]),
+        ("think", [running["id"]], []),  # the same prompt again, nothing new
+        ("later", [after["id"]], [after["id"]]),
+    ]
+    assert runs.janus.events.verify().ok

@@ -1,4 +1,4 @@
-"""The tool gate: agents' tools and memory scopes, plugins, the LangChain adapter."""
+"""The tool gate: agents' tools and memory scopes, plugins (LangChain: test_langchain_tools)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,8 @@ from janus_stack.agents import (
     Toolbox,
     ToolContext,
     ToolRefusedError,
-    from_langchain,
 )
-from janus_stack.agents.tools import entry_point_tools, langchain_available
+from janus_stack.agents.tools import entry_point_tools
 from janus_stack.context import Janus
 from janus_stack.errors import InvalidInputError
 
@@ -112,10 +111,3 @@ def test_python_functions_become_tools_through_entry_points(
     assert tools[0].call(None, {"text": "hi"}) == {"result": "HI"}  # type: ignore[arg-type]
     assert len(problems) == 1 and "probe.broken" in problems[0]
     sys.modules.pop("janus_probe_tools", None)
-
-
-def test_langchain_tools_need_langchain_core() -> None:
-    if langchain_available():
-        pytest.skip("langchain-core is installed; the adapter is exercised elsewhere")
-    with pytest.raises(InvalidInputError, match="langchain-core"):
-        from_langchain(object())

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from janus_stack.agents import AgentRegistry, FunctionTool, Toolbox
-from janus_stack.config import load_settings
+from janus_stack.config import AGENT_OUTPUT_ENV, load_settings
 from janus_stack.context import Janus
 from janus_stack.workflows.checks import validate_file
 from janus_stack.workflows.runs import Runs
@@ -38,8 +38,16 @@ class Calls:
         return FunctionTool.wrap("test.effect", effect)
 
 
+# The tiny random-weight test model closes a string only when the grammar makes it, so
+# the agents of these tests get short strings of a small charset (``OutputLimits``); it
+# is set in the environment (the ``agent_output`` setting) so that ``janus`` children of
+# a test inherit it too.
+TINY_MODEL_OUTPUT = '{"max_answer_chars": 240, "max_argument_chars": 80, "charset": "basic"}'
+
+
 @pytest.fixture(name="home")
-def home_fixture(_isolated_home: Path) -> Path:
+def home_fixture(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(AGENT_OUTPUT_ENV, TINY_MODEL_OUTPUT)
     return _isolated_home
 
 

@@ -12,11 +12,15 @@
       write: {tenants: [default]}          # omit: the agent writes nothing
     budget: {max_tokens: 4000, max_cost: 0.05, max_steps: 6, max_wall_seconds: 60}
     cache: {threshold: 0.95, ttl_seconds: 3600}   # or `cache: true`; omit: no cache
+    output: {max_answer_chars: 4000, max_argument_chars: 2000, max_items: 50, charset: unicode}
 
 ``memory.read.tenants`` empty means "the tenant of the run". Tags in a scope
 are filters every read is confined to and labels every write carries.
 ``calls`` is the scope of ``agents.call``: an agent reaches only the agents
 it names. ``model: {tool_choice: required}`` makes the first turn a tool call.
+``output`` bounds what the model may write in one turn (see :class:`OutputLimits`);
+fields left out come from the ``agent_output`` setting (``[agent_output]`` in
+janus.toml or ``JANUS_AGENT_OUTPUT`` as JSON), else the defaults.
 Static checks beyond the schema (unknown tools, disallowed scopes) live in
 :func:`check_manifest`, which the registry runs at load.
 """
@@ -74,6 +78,28 @@ class CachePolicy(BaseModel):
     ttl_seconds: float = Field(default=3600.0, gt=0)
 
 
+class OutputLimits(BaseModel):
+    """Bounds on the JSON a model writes in one turn, enforced by the action schema.
+
+    With grammar-constrained decoding a string ends only when the model closes
+    it, so every string needs a bound; the defaults leave a real model room for
+    long cited answers, facts and file lists in any language. ``charset: basic``
+    (letters, digits, ``,.;:?!'()/_-`` and space, no escapes) with small bounds
+    keeps a random-weight test model's turns short and well formed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_answer_chars: int = Field(default=4000, ge=1, le=200_000)
+    max_argument_chars: int = Field(default=2000, ge=1, le=200_000)
+    max_items: int = Field(default=50, ge=1, le=10_000)
+    charset: Literal["unicode", "basic"] = "unicode"
+
+    def over(self, base: OutputLimits) -> OutputLimits:
+        """``base`` with the fields set explicitly here (a manifest's) taking precedence."""
+        return base.model_copy(update={name: getattr(self, name) for name in self.model_fields_set})
+
+
 class MemoryScopes(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -104,6 +130,7 @@ class AgentManifest(BaseModel):
     memory: MemoryScopes = Field(default_factory=MemoryScopes)
     budget: Budget = Field(default_factory=lambda: Budget(max_steps=DEFAULT_MAX_STEPS))
     cache: CachePolicy | None = None
+    output: OutputLimits = Field(default_factory=OutputLimits)
 
     @field_validator("calls")
     @classmethod

@@ -4,10 +4,10 @@ With a model the agent works in turns (at most ``budget.max_steps``): the
 model answers with JSON constrained by a schema — ``{"action": TOOL,
 "arguments": {...}}`` or ``{"action": "final", "answer": "..."}`` — so even
 a random-weight model emits well-formed calls; llama.cpp turns the schema
-into a grammar, and strings are bounded by patterns so no answer runs off.
-Tool results go back to the model as the next message. The schema also
-steers the turns: the last turn allowed offers only the final answer, so
-an agent that used its turns on tools still answers instead of ending
+into a grammar (:mod:`janus_stack.agents.actions` builds it). Tool results
+go back to the model as the next message. The schema also steers the
+turns: the last turn allowed offers only the final answer, so an agent
+that used its turns on tools still answers instead of ending
 ``budget_exceeded``; with ``model.tool_choice: required`` the first turn
 offers only the tools, so the agent consults them before answering.
 
@@ -28,24 +28,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from janus_stack.agents.actions import action_schema, beyond, decoding_schema, system_prompt
 from janus_stack.agents.budget import BudgetExceededError, Meter, PriceTable
 from janus_stack.agents.builtin import sentences
-from janus_stack.agents.manifest import AgentManifest
+from janus_stack.agents.manifest import AgentManifest, OutputLimits
 from janus_stack.agents.tools import Toolbox, ToolInterruptedError, ToolRefusedError
 from janus_stack.errors import InvalidInputError, JanusError
-from janus_stack.slots.llm import Finished, LanguageModel, ModelOutputError, TextDelta
+from janus_stack.slots.llm import (
+    Finished,
+    LanguageModel,
+    LLMUnavailableError,
+    ModelOutputError,
+    TextDelta,
+)
 from janus_stack.slots.llm.types import estimate_prompt_tokens
 from janus_stack.telemetry import Telemetry
 
 MAX_PROMPT_CHARS = 2000
 MAX_RESULT_CHARS = 4000
 FALLBACK_SENTENCES = 3
-# Bounds on the strings a model may generate in one turn, so that a grammar-constrained
-# answer always closes its JSON within a few hundred tokens, whatever the model.
-MODEL_ARGUMENT_CHARS = 80
-MODEL_ANSWER_CHARS = 240
-MODEL_INTEGER_CHOICES = 100
-_MODEL_STRING = "^[A-Za-z0-9 ,.;:?!'()/_-]{1,%d}$"
 
 
 @dataclass
@@ -93,88 +94,12 @@ def prompt_of(value: Any) -> tuple[str, list[dict[str, Any]]]:
     return json.dumps(value, ensure_ascii=False, default=str), []
 
 
-def _model_properties(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The simple arguments a model can fill, each bounded so generation always ends."""
-    properties: dict[str, Any] = {}
-    for name, spec in (parameters.get("properties") or {}).items():
-        kind = spec.get("type")
-        if "enum" in spec:
-            properties[name] = {"enum": spec["enum"]}
-        elif kind == "string":
-            limit = min(int(spec.get("maxLength", MODEL_ARGUMENT_CHARS)), MODEL_ARGUMENT_CHARS)
-            properties[name] = {"type": "string", "pattern": _MODEL_STRING % limit}
-        elif kind == "integer":
-            # An enum, not minimum/maximum: a grammar enforces the choices, not the bounds.
-            low = int(spec.get("minimum", 0))
-            high = min(
-                int(spec.get("maximum", low + MODEL_INTEGER_CHOICES)), low + MODEL_INTEGER_CHOICES
-            )
-            properties[name] = {"enum": list(range(low, high + 1))}
-        elif kind == "boolean":
-            properties[name] = {"type": "boolean"}
-    required = [n for n in parameters.get("required", []) if n in properties]
-    return properties, required
-
-
-def action_schema(
-    agent: AgentManifest, toolbox: Toolbox, *, answer: bool = True, tools: bool = True
-) -> dict[str, Any]:
-    """The JSON Schema of one model turn: a call of one of the agent's tools, or the answer
-    (``answer``/``tools`` False leave that option out; at least one must stay)."""
-    final = {
-        "type": "object",
-        "properties": {
-            "action": {"const": "final"},
-            "answer": {"type": "string", "pattern": _MODEL_STRING % MODEL_ANSWER_CHARS},
-        },
-        "required": ["action", "answer"],
-        "additionalProperties": False,
-    }
-    options: list[dict[str, Any]] = [final] if answer or not agent.tools else []
-    for name in agent.tools if tools or not options else ():
-        tool = toolbox.get(name)
-        narrow = getattr(tool, "model_parameters", None)
-        parameters = narrow(agent) if callable(narrow) else tool.parameters
-        properties, required = _model_properties(parameters)
-        options.append(
-            {
-                "type": "object",
-                "properties": {
-                    "action": {"const": name},
-                    "arguments": {
-                        "type": "object",
-                        "properties": properties,
-                        "required": required,
-                        "additionalProperties": False,
-                    },
-                },
-                "required": ["action", "arguments"],
-                "additionalProperties": False,
-            }
-        )
-    return {"anyOf": options}
-
-
-def system_prompt(agent: AgentManifest, toolbox: Toolbox) -> str:
-    lines = [agent.instructions.strip(), "", "Tools you may call:"]
-    for name in agent.tools:
-        tool = toolbox.get(name)
-        args = ", ".join(_model_properties(tool.parameters)[0])
-        lines.append(f"- {name}({args}): {tool.description}")
-    if not agent.tools:
-        lines.append("- none")
-    lines += [
-        "",
-        'Reply with JSON only: {"action": TOOL, "arguments": {...}} to call a tool, '
-        'or {"action": "final", "answer": TEXT} to answer.',
-    ]
-    return "\n".join(lines)
-
-
 class AgentRunner:
     """Runs agents for one engine; ``models`` resolves a manifest's model reference.
 
-    ``telemetry`` receives the cost of each model call (``janus_llm_cost_usd_total``).
+    ``output_defaults`` bounds the turns of agents whose manifest leaves ``output`` fields out
+    (the ``agent_output`` setting). ``telemetry`` receives the cost of each model call
+    (``janus_llm_cost_usd_total``).
     """
 
     def __init__(
@@ -183,11 +108,13 @@ class AgentRunner:
         prices: PriceTable,
         models: Callable[[str], LanguageModel | None],
         *,
+        output_defaults: OutputLimits,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.toolbox = toolbox
         self.prices = prices
         self.models = models
+        self.output_defaults = output_defaults
         self.telemetry = telemetry if telemetry is not None else Telemetry()
 
     def run(
@@ -244,7 +171,7 @@ class AgentRunner:
         last = agent.max_steps - 1
         required = agent.model.tool_choice == "required"
         messages = [
-            {"role": "system", "content": system_prompt(agent, self.toolbox)},
+            {"role": "system", "content": system_prompt(agent, self.toolbox, self.output_defaults)},
             {"role": "user", "content": text[: MAX_PROMPT_CHARS * 4] or "(no input)"},
         ]
         result.citations, result.mode, result.model = citations, "llm", model.model
@@ -253,14 +180,21 @@ class AgentRunner:
             schema = action_schema(
                 agent,
                 self.toolbox,
+                self.output_defaults,
                 answer=not (required and turn == 0),
                 tools=turn < last,
             )
-            data, raw = self._turn(agent, model, messages, schema, meter, io, result)
+            decoding = decoding_schema(schema)
+            data, raw = self._turn(agent, model, messages, decoding, meter, io, result)
+            problem = ""
             if data is None:
+                problem = "That was not the JSON asked for."
+            elif decoding != schema:
+                problem = beyond(schema, data)
+            if data is None or problem:
                 messages += [
                     {"role": "assistant", "content": raw[:MAX_RESULT_CHARS]},
-                    {"role": "user", "content": "That was not the JSON asked for. Try again."},
+                    {"role": "user", "content": f"{problem} Try again."},
                 ]
                 continue
             if data["action"] == "final":
@@ -327,6 +261,11 @@ class AgentRunner:
             prompt = estimate_prompt_tokens(messages)
             self._charge(model.where, model.model, prompt, len(parts), meter, result)
             return None, exc.text
+        except LLMUnavailableError:
+            # A call the wall budget cut short (its timeout was what was left of the
+            # budget) is the budget running out, not a failed provider.
+            meter.check()
+            raise
         return None, "".join(parts)
 
     def _charge(

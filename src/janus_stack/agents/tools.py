@@ -5,8 +5,9 @@ its arguments, what it touches (``access``: ``read`` or ``write`` memory, or
 ``none``) and ``call(context, arguments) -> dict``. The built-ins live in
 :mod:`janus_stack.agents.builtin`; Python functions become tools through the
 ``janus_stack.tools`` entry-point group (a plain function is wrapped by
-:class:`FunctionTool`); a LangChain ``BaseTool`` is adapted by
-:func:`from_langchain` when ``langchain-core`` is installed.
+:class:`FunctionTool`); a LangChain ``BaseTool`` (a ``@tool`` function or a
+subclass from any package) is adapted by :func:`from_langchain` when
+``langchain-core`` is installed, and entry points may name one.
 
 :meth:`Toolbox.invoke` is the one door: it checks that the agent lists the
 tool, that the tenant (and tags) the call reaches lie inside the agent's
@@ -27,9 +28,11 @@ marked ``interrupted`` for a person to check (see ``workflows.tool_calls``).
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import inspect
 import logging
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -183,10 +186,28 @@ def langchain_available() -> bool:
     return importlib.util.find_spec("langchain_core") is not None
 
 
+def is_langchain_tool(value: object) -> bool:
+    """Whether ``value`` is a LangChain ``BaseTool`` (of any package), importing nothing:
+    an instance of it exists only once its module is loaded."""
+    module = sys.modules.get("langchain_core.tools")
+    return module is not None and isinstance(value, module.BaseTool)
+
+
+def langchain_parameters(tool: Any) -> dict[str, Any]:
+    """The JSON Schema of what a model passes to a LangChain tool: ``tool_call_schema``
+    (the arguments less those LangChain injects), else ``get_input_schema()``."""
+    schema = getattr(tool, "tool_call_schema", None) or tool.get_input_schema()
+    # ``args_schema`` may be a JSON Schema already, else it is a pydantic model.
+    found = dict(schema) if isinstance(schema, Mapping) else dict(schema.model_json_schema())
+    found.setdefault("type", "object")
+    return found
+
+
 @dataclass
 class LangChainTool:
     """A LangChain ``BaseTool`` behind the Tool protocol (touching no memory and not
-    idempotent unless told otherwise)."""
+    idempotent unless told otherwise). A tool with only an async implementation runs
+    on its own event loop, as the engine calls tools from plain threads."""
 
     inner: Any
     access: Access = "none"
@@ -198,33 +219,34 @@ class LangChainTool:
     def __post_init__(self) -> None:
         self.name = self.name or str(self.inner.name)
         self.description = self.description or str(getattr(self.inner, "description", ""))
-        schema = getattr(self.inner, "args_schema", None)
-        if not self.parameters and schema is not None and hasattr(schema, "model_json_schema"):
-            self.parameters = schema.model_json_schema()
+        self.parameters = self.parameters or langchain_parameters(self.inner)
 
     def call(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-        result = self.inner.invoke(arguments)
+        try:
+            result = self.inner.invoke(arguments)
+        except NotImplementedError:  # async only (a coroutine, or just ``_arun``)
+            result = asyncio.run(self.inner.ainvoke(arguments))
         return result if isinstance(result, dict) else {"result": result}
 
 
-def from_langchain(tool: Any, *, access: Access = "none") -> LangChainTool:
+def from_langchain(
+    tool: Any, *, access: Access = "none", idempotent: bool = False
+) -> LangChainTool:
     """Adapt a LangChain ``BaseTool``; needs ``langchain-core`` (not a Janus dependency)."""
     if not langchain_available():
         raise InvalidInputError(
             "LangChain tools need langchain-core", hint="pip install langchain-core"
         )
-    from langchain_core.tools import BaseTool  # type: ignore[import-not-found]  # noqa: PLC0415
-
-    if not isinstance(tool, BaseTool):
+    if not is_langchain_tool(tool):
         raise InvalidInputError(f"{tool!r} is not a langchain_core BaseTool")
-    return LangChainTool(tool, access=access)
+    return LangChainTool(tool, access=access, idempotent=idempotent)
 
 
 def _as_tool(name: str, loaded: Any) -> Tool:
+    if is_langchain_tool(loaded):
+        return from_langchain(loaded)
     if isinstance(loaded, Tool):
         return loaded
-    if langchain_available() and type(loaded).__module__.startswith("langchain"):
-        return from_langchain(loaded)
     if callable(loaded):
         return FunctionTool.wrap(name, loaded)
     raise InvalidInputError(f"entry point {name!r} is neither a tool nor a function")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.table import Table
 
@@ -22,8 +24,10 @@ def show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     table.add_column("value", overflow="fold")
     table.add_column("from", style="dim")
     sources = data["sources"]
-    for key in ("home", "tenant", "lock_timeout", "log_level"):
-        table.add_row(key, str(data[key]), sources.get(key, ""))
+    for key in ("home", "tenant", "lock_timeout", "log_level", "otel_endpoint", "agent_output"):
+        value = data[key]
+        shown = json.dumps(value) if isinstance(value, dict) else str(value)
+        table.add_row(key, shown if value not in (None, {}) else "—", sources.get(key, ""))
     for slot, url in data["slots"].items():
         table.add_row(f"slots.{slot}", url, sources.get(f"slots.{slot}", ""))
     table.add_row("config file", str(data["config_file"] or "none"), "")

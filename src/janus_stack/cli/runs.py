@@ -44,7 +44,13 @@ def _parse_inputs(values: list[str]) -> dict[str, Any]:
 
 
 def _follow(updates: Iterator[Update], *, quiet: bool) -> dict[str, Any]:
-    """Show step changes (stderr) and streamed text (stdout) until the run stops; its result."""
+    """Show step changes (stderr) and streamed text (stdout) until the run stops; its result.
+
+    Streamed text arrives in pieces cut by time (the engine stores what a
+    step produced every 0.2 s), not at word boundaries, so the pieces are
+    printed exactly as they came, nothing added between them; the report
+    that follows the run starts on a new line.
+    """
     progress, out = stderr(), stdout()
     for update in updates:
         if update.kind == "end":
@@ -59,9 +65,9 @@ def _follow(updates: Iterator[Update], *, quiet: bool) -> dict[str, Any]:
                 f"[dim]{step['status']:>15}[/] {escape(step['key'])} "
                 f"[dim]{step['kind']}{escape(who)} {step['latency_s']:.3f}s[/]"
             )
-        elif update.kind == "token":
+        elif update.kind == "token" and update.data:
             text = str(update.data)
-            out.print(escape(text), end="\n" if text.endswith("\n") else " ")
+            out.print(escape(text), end="", soft_wrap=True)
     raise JanusError(
         "the run's updates stopped before it did",
         hint="`janus runs show RUN_ID` shows where it stands",
@@ -152,11 +158,60 @@ def list_runs(
     stdout().print(table)
 
 
+def _totals(data: dict[str, Any]) -> dict[str, Any]:
+    """What the whole run spent: its accounted usage, step latency and steps by status.
+
+    Tokens and cost are the run's own totals (what its budget was checked
+    against); latency is summed over the steps, beside the run's wall time.
+    """
+    usage = data["usage"]
+    by_status: dict[str, int] = {}
+    for step in data["steps"]:
+        by_status[step["status"]] = by_status.get(step["status"], 0) + 1
+    return {
+        "prompt_tokens": usage["prompt_tokens"],
+        "completion_tokens": usage["completion_tokens"],
+        "tokens": usage["prompt_tokens"] + usage["completion_tokens"],
+        "cost": usage["cost"],
+        "elapsed_s": usage["elapsed_s"],
+        "latency_s": round(sum(step["latency_s"] for step in data["steps"]), 4),
+        "steps": len(data["steps"]),
+        "steps_by_status": dict(sorted(by_status.items())),
+    }
+
+
+def _per_agent(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The agent steps' tokens, cost and latency summed per agent, by name."""
+    agents: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        if not step["agent"]:
+            continue
+        row = agents.setdefault(
+            step["agent"],
+            {
+                "agent": step["agent"],
+                "steps": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "cost": 0.0,
+                "latency_s": 0.0,
+            },
+        )
+        row["steps"] += 1
+        for field in ("prompt_tokens", "completion_tokens", "cost", "latency_s"):
+            row[field] += step[field]
+    for row in agents.values():
+        row["latency_s"] = round(row["latency_s"], 4)
+    return [agents[name] for name in sorted(agents)]
+
+
 @app.command("show")
 def show(ctx: typer.Context, run_id: RunArg, as_json: JsonFlag = False) -> None:
-    """A run with its steps, tool calls, feedback and streamed text."""
+    """A run with its totals, per-agent usage, steps, tool calls, feedback and streamed text."""
     with open_backend(ctx) as backend:
         data = backend.runs.show(run_id)
+    data["totals"] = _totals(data)
+    data["agents"] = _per_agent(data["steps"])
     if as_json:
         print_json(data)
         return
@@ -164,6 +219,28 @@ def show(ctx: typer.Context, run_id: RunArg, as_json: JsonFlag = False) -> None:
     console.print(
         f"run {data['id']} ({data['workflow']}, tenant {data['tenant']}): [bold]{data['status']}[/]"
     )
+    totals = data["totals"]
+    statuses = ", ".join(f"{n} {status}" for status, n in totals["steps_by_status"].items())
+    console.print(
+        f"totals: {totals['prompt_tokens']} tokens in, {totals['completion_tokens']} out, "
+        f"cost {totals['cost']:.6f}, {totals['elapsed_s']:.3f}s wall, "
+        f"{totals['latency_s']:.3f}s in steps; {totals['steps']} steps"
+        + (f" ({statuses})" if statuses else "")
+    )
+    if data["agents"]:
+        agents = Table(title="per agent")
+        for column in ("agent", "steps", "tokens in", "tokens out", "cost", "latency"):
+            agents.add_column(column, overflow="fold")
+        for row in data["agents"]:
+            agents.add_row(
+                row["agent"],
+                str(row["steps"]),
+                str(row["prompt_tokens"]),
+                str(row["completion_tokens"]),
+                f"{row['cost']:.6f}",
+                f"{row['latency_s']:.3f}s",
+            )
+        console.print(agents)
     table = Table()
     for column in ("step", "kind", "agent", "status", "tokens", "cost", "latency"):
         table.add_column(column, overflow="fold")

@@ -8,17 +8,21 @@ against it. It then exits 1 with a message saying so, rather than idling.
 Start-up opens every store before taking work: the JANUS_HOME lock (when the
 vector index or graph is embedded; a second worker or an inline ``janus
 ingest`` then names this process as the owner), the embedding model and the
-broker. Tasks a killed worker left running are recovered when their leases
-run out. On SIGINT/SIGTERM the worker stops taking messages, lets running
-tasks finish (up to ``--grace`` seconds; an unfinished one is re-run by the
-next worker), closes every store and exits 0.
+broker. Workflow runs a killed process (a ``janus run``, a server or another
+worker) left ``running`` are then queued again at once, as ``janus runs
+resume`` would, so they continue from their last finished step; a run whose
+owner is still alive is left to it. Other tasks a killed worker left running
+are recovered when their leases run out. On SIGINT/SIGTERM the worker stops
+taking messages, lets running tasks finish (up to ``--grace`` seconds; an
+unfinished one is re-run by the next worker), closes every store and exits 0.
 
 ``--metrics-port`` serves the worker's Prometheus metrics (task outcomes,
 queue depth, ingest stages, model calls) at ``/metrics`` on that port
 (``--metrics-host``, default 127.0.0.1); with ``otel_endpoint`` set, the
 tasks' spans continue the traces of the requests that queued them.
 
-``--json`` prints one JSON object per line: ``started`` and ``stopped``.
+``--json`` prints one JSON object per line: ``started`` (with the ids of the
+runs it resumed, ``resumed_runs``) and ``stopped``.
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ def worker(
     try:
         with Janus(settings, handlers, telemetry=telemetry) as janus:
             tasks = register_ingest_tasks(handlers, janus)
-            workflow_runs(janus, settings, agents_dir)
+            runs = workflow_runs(janus, settings, agents_dir)
             tasks.warm_up()
             queue = janus.queue
             shared = locks_are_shared(janus)
@@ -101,6 +105,7 @@ def worker(
                     metrics_port, addr=metrics_host, registry=telemetry.registry
                 )
             if not stop.is_set():
+                resumed = [run.id for run in runs.recover()]
                 queue.start(workers)
                 _announce(
                     as_json,
@@ -113,6 +118,7 @@ def worker(
                         "tasks": handlers.names(),
                         "home_lock": janus.home_lock.held,
                         "locks_shared": shared,
+                        "resumed_runs": resumed,
                         "metrics": None
                         if exporter is None
                         else f"http://{metrics_host}:{exporter.server_port}/metrics",
@@ -147,6 +153,11 @@ def _announce(as_json: bool, status: str, details: dict[str, Any]) -> None:
             f"{details['backend']} queue at {details['queue']}; tasks: "
             f"{', '.join(details['tasks'])}"
             + (f"; metrics at {details['metrics']}" if details["metrics"] else "")
+            + (
+                f"; resumed {len(details['resumed_runs'])} interrupted run(s)"
+                if details["resumed_runs"]
+                else ""
+            )
             + ". Ctrl-C stops."
         )
     else:

@@ -7,21 +7,28 @@ Otherwise the agent runs with its own meter under the run's; its tool calls
 go through the journal (:mod:`janus_stack.workflows.tool_calls`) and
 ``agents.call`` runs a nested agent, at most :data:`MAX_AGENT_DEPTH` deep.
 Streamed text is written to ``run_tokens`` every :data:`TOKEN_FLUSH_SECONDS`.
+
+What each agent run spends goes to the step's :class:`Spend` as the run
+ends, however it ends: a called agent's usage counts toward the calling
+step (and so the run), under its own name, and a step that fails keeps
+what it spent. Feedback notes the engine gave the step reach the agent as
+a labelled section of its input (:func:`with_feedback`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from janus_stack.agents.budget import BudgetExceededError, Meter
+from janus_stack.agents.budget import Meter
 from janus_stack.agents.manifest import AgentManifest
-from janus_stack.agents.runtime import AgentIO, AgentResult
+from janus_stack.agents.runtime import MAX_PROMPT_CHARS, AgentIO, AgentResult, prompt_of
 from janus_stack.errors import InvalidInputError
 from janus_stack.workflows.cache import HIT, MISS, Decision
 from janus_stack.workflows.recorder import StepWrites
-from janus_stack.workflows.records import DONE, RunRecord, Usage
+from janus_stack.workflows.records import DONE, Note, RunRecord, Usage
 from janus_stack.workflows.store import RunStore
 from janus_stack.workflows.tool_calls import ToolCalls
 
@@ -30,8 +37,45 @@ if TYPE_CHECKING:
 
 TOKEN_FLUSH_SECONDS = 0.2
 MAX_AGENT_DEPTH = 3
+FEEDBACK_HEADING = "Human feedback on this run (`janus runs feedback`), to take into account:"
+# What of its input the runtime shows a model: the notes go last, so the input makes room.
+PROMPT_ROOM = MAX_PROMPT_CHARS * 4
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Spend:
+    """What one attempt of a step spent: its own agent's usage and each called agent's."""
+
+    own: Usage = field(default_factory=Usage)
+    called: list[tuple[str, Usage]] = field(default_factory=list)
+
+    def add(self, agent: str, usage: Usage, *, depth: int) -> None:
+        if depth == 0:
+            self.own = self.own + usage
+        else:
+            self.called.append((agent, usage))
+
+    def total(self) -> Usage:
+        total = self.own
+        for _agent, usage in self.called:
+            total = total + usage
+        return total
+
+
+def with_feedback(value: Any, notes: list[Note]) -> Any:
+    """An agent's input with the human notes it received appended, clearly labelled.
+
+    The runtime reads a mapping's ``text`` (and ``citations``), so the notes
+    travel in the input it already takes; the input is cut, not the notes,
+    when both would not fit what a model is shown.
+    """
+    if not notes:
+        return value
+    text, citations = prompt_of(value)
+    section = "\n\n" + FEEDBACK_HEADING + "\n" + "\n".join(f"- {note.text}" for note in notes)
+    return {"text": text[: max(PROMPT_ROOM - len(section), 0)] + section, "citations": citations}
 
 
 class AgentSteps:
@@ -44,8 +88,8 @@ class AgentSteps:
         self.consulted: dict[str, tuple[AgentManifest, Decision]] = {}
 
     def execute(
-        self, writes: StepWrites, key: str, name: str, value: Any, meter: Meter
-    ) -> tuple[dict[str, Any], Usage]:
+        self, writes: StepWrites, key: str, name: str, value: Any, meter: Meter, spend: Spend
+    ) -> dict[str, Any]:
         """The step ``key`` of agent ``name`` on ``value``: from the cache or by running it."""
         manifest = self.engine.registry.get(name)
         if manifest.cache is not None:
@@ -64,8 +108,8 @@ class AgentSteps:
                 self.engine.store.add_tokens(
                     self.run.id, key, [str(decision.output.get("text", ""))]
                 )
-                return decision.output, Usage()
-        return self.agent(writes, manifest, value, key, meter, [0], depth=0)
+                return decision.output
+        return self.agent(writes, manifest, value, key, meter, spend, [0], depth=0)
 
     def cache_column(self, key: str) -> str | None:
         """The step's ``cache`` column: ``hit``, ``miss``, or None when it did not consult."""
@@ -106,10 +150,11 @@ class AgentSteps:
         value: Any,
         key: str,
         parent: Meter,
+        spend: Spend,
         counter: list[int],
         *,
         depth: int,
-    ) -> tuple[dict[str, Any], Usage]:
+    ) -> dict[str, Any]:
         meter = Meter(f"agent {agent.name} (step {key})", agent.budget, parent=parent)
         writer = TokenWriter(self.engine.store, self.run.id, key)
 
@@ -117,8 +162,7 @@ class AgentSteps:
             if depth + 1 >= MAX_AGENT_DEPTH:
                 raise InvalidInputError(f"agents.call: nesting deeper than {MAX_AGENT_DEPTH}")
             nested = self.engine.registry.get(name)
-            output, _usage = self.agent(writes, nested, text, key, meter, counter, depth=depth + 1)
-            return output
+            return self.agent(writes, nested, text, key, meter, spend, counter, depth=depth + 1)
 
         io = AgentIO(
             call_tool=lambda name, args: self.tools.call(
@@ -129,13 +173,11 @@ class AgentSteps:
         result = AgentResult(text="")
         try:
             self.engine.runner.run(agent, value, meter=meter, io=io, into=result)
-        except BudgetExceededError as exc:
-            exc.usage = Usage(result.prompt_tokens, result.completion_tokens, result.cost)
-            raise
         finally:
             writer.flush()
-        usage = Usage(result.prompt_tokens, result.completion_tokens, result.cost)
-        return result.output(), usage
+            usage = Usage(result.prompt_tokens, result.completion_tokens, result.cost)
+            spend.add(agent.name, usage, depth=depth)
+        return result.output()
 
 
 class TokenWriter:

@@ -26,6 +26,7 @@ import threading
 from typing import Any
 
 from janus_stack.agents.budget import BudgetExceededError, PriceTable
+from janus_stack.agents.manifest import OutputLimits
 from janus_stack.agents.registry import AgentRegistry
 from janus_stack.agents.runtime import AgentRunner
 from janus_stack.agents.tools import Toolbox
@@ -85,7 +86,11 @@ class Engine:
         self._models: dict[str, llm.LanguageModel | None] = {}
         self._models_lock = threading.Lock()
         self.runner = AgentRunner(
-            toolbox, prices or PriceTable(), self.model, telemetry=janus.telemetry
+            toolbox,
+            prices or PriceTable(),
+            self.model,
+            output_defaults=OutputLimits.model_validate(janus.settings.agent_output),
+            telemetry=janus.telemetry,
         )
 
     def model(self, provider: str) -> llm.LanguageModel | None:

@@ -7,6 +7,14 @@ the same data. The first unfinished step executes for real; what it writes
 is committed with its events by the :class:`~janus_stack.workflows.recorder.RunRecorder`
 (its outcome, the run's totals and ``workflow.step.*`` in one transaction).
 
+Free feedback notes (``janus runs feedback`` while no human step waits) go
+to the next agent step that starts: the transaction that marks it running
+also marks the notes it takes (``run_feedback.consumed_by``) and appends
+``workflow.feedback.injected``. A step that a crash interrupted gets exactly
+the notes it took before, so its prompt is the same; a step that failed
+takes any newer notes too when it runs again, since a person may have
+answered its failure. A note never reaches two steps.
+
 Budgets are checked before each step (``max_steps``, ``max_wall_seconds``)
 and on every charge (``max_tokens``, ``max_cost``). Before each step the
 engine looks at the run's ``control`` column as the last commit read it, so
@@ -16,6 +24,7 @@ boundary.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -23,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from janus_stack.agents.budget import BudgetExceededError, Meter
 from janus_stack.errors import InvalidInputError
 from janus_stack.workflows import expressions
-from janus_stack.workflows.agent_steps import AgentSteps
+from janus_stack.workflows.agent_steps import AgentSteps, Spend, with_feedback
 from janus_stack.workflows.flow import Cancelled, Paused, Scope, StepFailedError, as_json
 from janus_stack.workflows.recorder import RunRecorder, StepWrites
 from janus_stack.workflows.records import (
@@ -32,8 +41,8 @@ from janus_stack.workflows.records import (
     FAILED,
     RUNNING,
     WAITING,
+    Note,
     RunRecord,
-    Usage,
 )
 from janus_stack.workflows.spec import (
     END,
@@ -64,7 +73,7 @@ class Execution:
         self.spec = spec
         store = engine.store
         states = store.step_states(run.id)
-        self.begun = set(states)
+        self.begun = {key: status for key, (status, _output) in states.items()}
         self.done = {key: output for key, (status, output) in states.items() if status == DONE}
         self.recorder = RunRecorder(store, engine.janus.events, run)
         self.meter = Meter(
@@ -78,6 +87,8 @@ class Execution:
             engine.janus, engine.toolbox, engine.hooks, self.recorder, store.journal_entries(run.id)
         )
         self.agents = AgentSteps(engine, run, self.tools)
+        # Parallel branches start agent steps concurrently; each takes its notes alone.
+        self.notes_lock = threading.Lock()
 
     # -- blocks and steps ------------------------------------------------------------
 
@@ -116,32 +127,66 @@ class Execution:
         except expressions.ExpressionError as exc:
             raise StepFailedError(key, exc) from exc
         writes = self.recorder.writes()
-        writes.begin_step(
-            key, step.id, step.kind, agent, inputs, status=RUNNING, again=key in self.begun
-        )
-        writes.event(self.recorder.draft("workflow.step.started", step=key, kind=step.kind))
         if isinstance(step, AgentStep):  # it may run for minutes: show it running meanwhile
-            self.recorder.commit(writes)
+            with self.notes_lock:
+                notes = self.take_notes(writes, key)
+                if notes:
+                    inputs["feedback"] = [{"id": note.id, "text": note.text} for note in notes]
+                self.begin(writes, step, key, agent, inputs)
+                self.recorder.commit(writes)
+            inputs = {**inputs, "input": with_feedback(inputs["input"], notes)}
+        else:
+            self.begin(writes, step, key, agent, inputs)
         self.engine.hooks.before_step(self.run.id, key, step.kind)
         started = time.perf_counter()
-        usage = Usage()
+        spend = Spend()
         try:
-            output, usage = self.execute(writes, step, key, inputs, data)
-            output = as_json(output)
+            output = as_json(self.execute(writes, step, key, inputs, data, spend))
         except BudgetExceededError as exc:
-            spent = getattr(exc, "usage", usage)
-            self.finish(writes, key, BUDGET_EXCEEDED, None, str(exc), spent, started)
+            self.finish(writes, key, BUDGET_EXCEEDED, None, str(exc), spend, started)
             raise
         except (Paused, Cancelled):
             self.recorder.commit(writes)
             raise
         except Exception as exc:
-            self.finish(writes, key, FAILED, None, f"{type(exc).__name__}: {exc}", usage, started)
+            self.finish(writes, key, FAILED, None, f"{type(exc).__name__}: {exc}", spend, started)
             raise StepFailedError(key, exc) from exc
-        self.finish(writes, key, DONE, output, None, usage, started)
+        self.finish(writes, key, DONE, output, None, spend, started)
         self.engine.hooks.after_step(self.run.id, key, output)
         scope.outputs[step.id] = output
         return output
+
+    def begin(
+        self, writes: StepWrites, step: AnyStep, key: str, agent: str | None, inputs: Any
+    ) -> None:
+        writes.begin_step(
+            key, step.id, step.kind, agent, inputs, status=RUNNING, again=key in self.begun
+        )
+        writes.event(self.recorder.draft("workflow.step.started", step=key, kind=step.kind))
+
+    def take_notes(self, writes: StepWrites, key: str) -> list[Note]:
+        """The feedback notes agent step ``key`` receives; new ones are claimed in ``writes``.
+
+        An attempt that a crash interrupted (its row still ``running``) gets
+        only the notes it had taken, so a resumed step sees the prompt it saw.
+        """
+        store = self.engine.store
+        taken = store.notes(self.run.id, consumed_by=key) if key in self.begun else []
+        fresh = [] if self.begun.get(key) == RUNNING else store.notes(self.run.id, consumed_by=None)
+        if fresh:
+            writes.claim_notes(key, [note.id for note in fresh])
+        notes = taken + fresh
+        if notes:
+            writes.event(
+                self.recorder.draft(
+                    "workflow.feedback.injected",
+                    step=key,
+                    notes=[note.id for note in notes],
+                    new=[note.id for note in fresh],
+                    chars=sum(len(note.text) for note in notes),
+                )
+            )
+        return notes
 
     def finish(
         self,
@@ -150,11 +195,13 @@ class Execution:
         status: str,
         output: Any,
         error: str | None,
-        usage: Usage,
+        spend: Spend,
         started: float,
     ) -> None:
         """Commit the step's outcome, the run's totals and the step's events together."""
         latency = time.perf_counter() - started
+        usage = spend.total()
+        writes.agent_calls(key, spend.called)
         writes.finish_step(
             key,
             status=status,
@@ -211,25 +258,25 @@ class Execution:
         key: str,
         inputs: dict[str, Any],
         data: dict[str, Any],
-    ) -> tuple[Any, Usage]:
+        spend: Spend,
+    ) -> Any:
         if isinstance(step, AgentStep):
-            return self.agents.execute(writes, key, step.agent, inputs["input"], self.meter)
+            return self.agents.execute(writes, key, step.agent, inputs["input"], self.meter, spend)
         agent = None
         if isinstance(step, ToolStep | RetrieveStep) and step.agent:
             agent = self.engine.registry.get(step.agent)
         if isinstance(step, ToolStep):
-            called = self.tools.call(writes, key, agent, step.tool, inputs["arguments"], [0])
-            return called, Usage()
+            return self.tools.call(writes, key, agent, step.tool, inputs["arguments"], [0])
         if isinstance(step, RetrieveStep):
             arguments = {"query": inputs["query"], "k": step.k, "mode": step.mode}
             if inputs["filters"]:
                 arguments["filters"] = inputs["filters"]
-            return self.tools.call(writes, key, agent, "memory.search", arguments, [0]), Usage()
+            return self.tools.call(writes, key, agent, "memory.search", arguments, [0])
         if isinstance(step, BranchStep):
             for case in step.cases:
                 if expressions.evaluate(case.when, data):
-                    return {"goto": case.goto, "when": case.when}, Usage()
-            return {"goto": step.otherwise, "when": None}, Usage()
+                    return {"goto": case.goto, "when": case.when}
+            return {"goto": step.otherwise, "when": None}
         raise InvalidInputError(f"step kind {step.kind!r} cannot execute")
 
     # -- composite steps ---------------------------------------------------------------
@@ -255,7 +302,7 @@ class Execution:
             raise Paused(key, f"waiting for input at step {key!r}: {prompt}")
         output = {"text": answer, "prompt": as_json(prompt)}
         self.meter.step()
-        self.finish(writes, key, DONE, output, None, Usage(), time.perf_counter())
+        self.finish(writes, key, DONE, output, None, Spend(), time.perf_counter())
         scope.outputs[step.id] = output
         return output
 

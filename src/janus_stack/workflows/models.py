@@ -1,4 +1,4 @@
-"""Ledger tables of durable runs (revisions 0004 and 0005).
+"""Ledger tables of durable runs (revisions 0004, 0005 and 0009).
 
 ``workflow_runs`` holds one row per run (its spec snapshot, inputs, status,
 totals and the lease of the process executing it); ``run_steps`` one row
@@ -12,6 +12,11 @@ results of successful agent steps with their prompt's embedding (the
 semantic cache), ``run_steps.cache`` says whether a step was a cache
 ``hit`` or ``miss``, and ``agent_graph`` records every agent/run entity and
 relation a run projected into the graph, so ``janus verify`` can count them.
+
+Revision 0009 records which agent step consumed a free note
+(``run_feedback.consumed_by``), so a resumed step sees the same notes and no
+note reaches two steps, and the usage of agents reached through
+``agents.call`` (``run_agent_calls``), so per-agent accounting names them.
 """
 
 from __future__ import annotations
@@ -120,6 +125,27 @@ class RunFeedback(Base):
     step_key: Mapped[str | None] = mapped_column(String(300))
     actor: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    consumed_by: Mapped[str | None] = mapped_column(String(300))
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RunAgentCall(Base):
+    """The own usage of one agent run reached through ``agents.call`` within a step.
+
+    The step's row holds the total (its agent and every agent it called);
+    these rows let per-agent accounting charge each called agent its share.
+    """
+
+    __tablename__ = "run_agent_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("workflow_runs.id"), index=True)
+    step_key: Mapped[str] = mapped_column(String(300))
+    agent: Mapped[str] = mapped_column(String(64), index=True)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -14,14 +14,17 @@ from sqlalchemy import func, select
 from janus_stack.errors import NotFoundError
 from janus_stack.ledger.database import Ledger
 from janus_stack.workflows.records import (
+    AGENT_CALLS,
     CALLS,
     FEEDBACK,
     RUNS,
     STEPS,
     TOKENS,
     JournalEntry,
+    Note,
     RunRecord,
     StepRecord,
+    aware,
 )
 
 
@@ -150,13 +153,40 @@ class RunQueries:
         )
         return None if row is None else str(row[0])
 
+    def notes(self, run_id: str, *, consumed_by: str | None) -> list[Note]:
+        """The free notes a step took (``consumed_by``), or those no step took yet (None)."""
+        taken = (
+            FEEDBACK.c.consumed_by.is_(None)
+            if consumed_by is None
+            else FEEDBACK.c.consumed_by == consumed_by
+        )
+        with self.ledger.engine.connect() as connection:
+            rows = connection.execute(
+                select(FEEDBACK.c.id, FEEDBACK.c.text)
+                .where(FEEDBACK.c.run_id == run_id, FEEDBACK.c.step_key.is_(None), taken)
+                .order_by(FEEDBACK.c.id)
+            ).all()
+        return [Note(int(r[0]), str(r[1])) for r in rows]
+
     def feedback(self, run_id: str) -> list[dict[str, Any]]:
+        """Every note of a run: ``step`` is the human step it answered, ``consumed_by``
+        the agent step that received a free note (None while it waits for one)."""
         with self.ledger.engine.connect() as connection:
             rows = connection.execute(
                 select(FEEDBACK).where(FEEDBACK.c.run_id == run_id).order_by(FEEDBACK.c.id)
             ).all()
         return [
-            {"step": r.step_key, "actor": r.actor, "text": r.text, "at": r.created_at.isoformat()}
+            {
+                "step": r.step_key,
+                "actor": r.actor,
+                "text": r.text,
+                "at": r.created_at.isoformat(),
+                "id": r.id,
+                "consumed_by": r.consumed_by,
+                "consumed_at": (
+                    consumed.isoformat() if (consumed := aware(r.consumed_at)) else None
+                ),
+            }
             for r in rows
         ]
 
@@ -166,12 +196,88 @@ class RunQueries:
         data["steps"] = [s.as_dict() for s in self.steps(record.id).values()]
         data["tool_calls"] = self.calls(record.id)
         data["feedback"] = self.feedback(record.id)
+        data["agent_calls"] = self.agent_calls(record.id)
         return data
 
     # -- accounting ----------------------------------------------------------------
 
     def usage(self, by: str, *, tenant: str | None = None) -> list[dict[str, Any]]:
-        """Tokens, cost and steps summed per ``agent``, ``tenant``, ``workflow`` or ``run``."""
+        """Tokens, cost and steps summed per ``agent``, ``tenant``, ``workflow`` or ``run``.
+
+        A step's row counts everything it spent, the agents it called through
+        ``agents.call`` included; per agent, those calls are charged to the
+        called agent (``run_agent_calls``), not to the step's agent.
+        """
+        rows = self._step_usage(by, tenant)
+        if by != "agent":
+            return rows
+        agents = {row["agent"]: {**row, "calls": 0} for row in rows}
+        for name, calls, prompt, completion, cost, caller in self._called_usage(tenant):
+            for agent, sign in ((caller, -1), (name, 1)):
+                row = agents.setdefault(
+                    agent,
+                    {
+                        "agent": agent,
+                        "steps": 0,
+                        "prompt_tokens": 0,
+                        "completion_tokens": 0,
+                        "cost": 0.0,
+                        "latency_s": 0.0,
+                        "calls": 0,
+                    },
+                )
+                row["prompt_tokens"] += sign * prompt
+                row["completion_tokens"] += sign * completion
+                row["cost"] += sign * cost
+            agents[name]["calls"] += calls
+        return [agents[name] for name in sorted(agents)]
+
+    def _called_usage(self, tenant: str | None) -> list[tuple[str, int, int, int, float, str]]:
+        """Usage of called agents, per called agent and the agent of the step that called."""
+        joined = AGENT_CALLS.join(
+            STEPS,
+            (STEPS.c.run_id == AGENT_CALLS.c.run_id) & (STEPS.c.step_key == AGENT_CALLS.c.step_key),
+        ).join(RUNS, AGENT_CALLS.c.run_id == RUNS.c.id)
+        query = (
+            select(
+                AGENT_CALLS.c.agent,
+                func.count(AGENT_CALLS.c.id),
+                func.sum(AGENT_CALLS.c.prompt_tokens),
+                func.sum(AGENT_CALLS.c.completion_tokens),
+                func.sum(AGENT_CALLS.c.cost),
+                STEPS.c.agent,
+            )
+            .select_from(joined)
+            .where(STEPS.c.agent.is_not(None))
+            .group_by(AGENT_CALLS.c.agent, STEPS.c.agent)
+        )
+        if tenant is not None:
+            query = query.where(RUNS.c.tenant_id == tenant)
+        with self.ledger.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            (str(r[0]), int(r[1]), int(r[2] or 0), int(r[3] or 0), float(r[4] or 0.0), str(r[5]))
+            for r in rows
+        ]
+
+    def agent_calls(self, run_id: str) -> list[dict[str, Any]]:
+        """The own usage of each agent run reached through ``agents.call`` in a run."""
+        with self.ledger.engine.connect() as connection:
+            rows = connection.execute(
+                select(AGENT_CALLS).where(AGENT_CALLS.c.run_id == run_id).order_by(AGENT_CALLS.c.id)
+            ).all()
+        return [
+            {
+                "step": r.step_key,
+                "agent": r.agent,
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "cost": r.cost,
+            }
+            for r in rows
+        ]
+
+    def _step_usage(self, by: str, tenant: str | None) -> list[dict[str, Any]]:
         column = {
             "agent": STEPS.c.agent,
             "tenant": RUNS.c.tenant_id,

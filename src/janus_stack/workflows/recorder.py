@@ -27,7 +27,9 @@ from sqlalchemy import Connection, Executable, Float, Integer, bindparam, insert
 
 from janus_stack.events import EventDraft, EventLog
 from janus_stack.workflows.records import (
+    AGENT_CALLS,
     CALLS,
+    FEEDBACK,
     INTERRUPTED,
     RUNS,
     STARTED,
@@ -41,7 +43,22 @@ from janus_stack.workflows.store import RunStore
 _STEP = (STEPS.c.run_id == bindparam("b_run"), STEPS.c.step_key == bindparam("b_key"))
 _INSERT_STEP = insert(STEPS)
 _RESTART_STEP = update(STEPS).where(*_STEP).values(attempts=STEPS.c.attempts + 1)
-_FINISH_STEP = update(STEPS).where(*_STEP)
+# A step's usage adds up over its attempts: a failed attempt's spending stays on the step.
+_FINISH_STEP = (
+    update(STEPS)
+    .where(*_STEP)
+    .values(
+        prompt_tokens=STEPS.c.prompt_tokens + bindparam("add_prompt", type_=Integer),
+        completion_tokens=STEPS.c.completion_tokens + bindparam("add_completion", type_=Integer),
+        cost=STEPS.c.cost + bindparam("add_cost", type_=Float),
+    )
+)
+_INSERT_AGENT_CALL = insert(AGENT_CALLS)
+_CLAIM_NOTE = (
+    update(FEEDBACK)
+    .where(FEEDBACK.c.id == bindparam("b_note"), FEEDBACK.c.consumed_by.is_(None))
+    .values(consumed_by=bindparam("b_step"), consumed_at=bindparam("b_at"))
+)
 _ADD_USAGE = (
     update(RUNS)
     .where(RUNS.c.id == bindparam("b_run"))
@@ -133,9 +150,9 @@ class StepWrites:
                     "status": status,
                     "output": output,
                     "error": error,
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "cost": usage.cost,
+                    "add_prompt": usage.prompt_tokens,
+                    "add_completion": usage.completion_tokens,
+                    "add_cost": usage.cost,
                     "latency_s": latency,
                     "cache": cache,
                     "finished_at": moment,
@@ -155,6 +172,27 @@ class StepWrites:
                 },
             )
         )
+
+    def agent_calls(self, key: str, called: list[tuple[str, Usage]]) -> None:
+        """The own usage of each agent the step reached through ``agents.call``."""
+        moment = now()
+        for agent, usage in called:
+            row = {
+                "run_id": self.run_id,
+                "step_key": key,
+                "agent": agent,
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "cost": usage.cost,
+                "created_at": moment,
+            }
+            self.statements.append((_INSERT_AGENT_CALL, row))
+
+    def claim_notes(self, key: str, notes: list[int]) -> None:
+        """Free feedback notes given to step ``key``: none of them reaches another step."""
+        moment = now()
+        for note in notes:
+            self.statements.append((_CLAIM_NOTE, {"b_note": note, "b_step": key, "b_at": moment}))
 
     def begin_call(
         self,

@@ -15,13 +15,21 @@ from typing import Any, cast
 
 from sqlalchemy import Table
 
-from janus_stack.workflows.models import RunFeedback, RunStep, RunToken, ToolCall, WorkflowRun
+from janus_stack.workflows.models import (
+    RunAgentCall,
+    RunFeedback,
+    RunStep,
+    RunToken,
+    ToolCall,
+    WorkflowRun,
+)
 
 RUNS = cast(Table, WorkflowRun.__table__)
 STEPS = cast(Table, RunStep.__table__)
 CALLS = cast(Table, ToolCall.__table__)
 TOKENS = cast(Table, RunToken.__table__)
 FEEDBACK = cast(Table, RunFeedback.__table__)
+AGENT_CALLS = cast(Table, RunAgentCall.__table__)
 
 QUEUED, RUNNING, PAUSED, DONE = "queued", "running", "paused", "done"
 FAILED, CANCELLED, BUDGET_EXCEEDED = "failed", "cancelled", "budget_exceeded"
@@ -207,3 +215,18 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cost + other.cost,
+        )
+
+
+@dataclass(frozen=True)
+class Note:
+    """A free feedback note as an agent step receives it."""
+
+    id: int
+    text: str

@@ -37,6 +37,7 @@ from janus_stack.workflows.store import (
     RunStore,
     now,
     owner_alive,
+    owner_id,
 )
 
 WORKFLOW_TASK = "workflow.run"
@@ -190,16 +191,67 @@ class Runs:
         return self.store.run(run.id)
 
     def feedback(self, run_id: str, text: str, actor: str = "cli") -> RunRecord:
-        """Answer the human step the run waits for, or leave a note on the run."""
+        """Answer the human step the run waits for, or leave a note for its next agent step.
+
+        A note goes to the next agent step that starts (``workflow.feedback.injected``
+        says which); a run that is over has none, so it takes no notes — but a
+        failed run may still be resumed, so it does.
+        """
         run = self.store.find(run_id)
         if not text.strip() or len(text) > MAX_FEEDBACK_CHARS:
             raise InvalidInputError(f"feedback must be 1 to {MAX_FEEDBACK_CHARS} characters")
+        if run.status in TERMINAL and run.status != FAILED:
+            raise _conflict(run, f"run {run.id} is {run.status}; no step of it will read feedback")
         step = run.waiting_for if run.status == PAUSED else None
-        self.store.add_feedback(run.id, step, actor, text)
+        note = self.store.add_feedback(run.id, step, actor, text)
         self.event(
-            run, run.tenant, "workflow.run.feedback", actor=actor, step=step, chars=len(text)
+            run,
+            run.tenant,
+            "workflow.run.feedback",
+            actor=actor,
+            step=step,
+            chars=len(text),
+            note=note,
         )
         return run
+
+    def recover(self, actor: str = "worker") -> list[RunRecord]:
+        """Queue again every run a killed process left ``running``: a worker's start-up.
+
+        Interrupted means what :meth:`resume` accepts: ``running`` with no live
+        owner. Each run is first claimed (the engine's atomic claim, under an
+        owner of its own) and only then queued as a new segment, so a run that
+        a live process took meanwhile is left to it; finished steps replay.
+        A pending pause or cancel request is kept for the next step boundary.
+        """
+        recovered: list[RunRecord] = []
+        claimer = owner_id()
+        for run in self.store.runs(status=RUNNING, limit=10_000):
+            if run.owner and owner_alive(run.owner):
+                continue
+            claimed = self.store.claim(run.id, claimer, self.engine.lease)
+            if claimed is None or not self.store.transition(
+                run.id,
+                (RUNNING,),
+                status=QUEUED,
+                owner=None,
+                lease_until=None,
+                segments=claimed.segments + 1,
+            ):
+                continue
+            self.event(
+                run,
+                run.tenant,
+                "workflow.run.resumed",
+                actor=actor,
+                previous=RUNNING,
+                segment=claimed.segments + 1,
+                interrupted=True,
+            )
+            queued = self.store.run(run.id)
+            self._enqueue(queued)
+            recovered.append(queued)
+        return recovered
 
 
 def _conflict(run: RunRecord, message: str, *, hint: str | None = None) -> ConflictError:

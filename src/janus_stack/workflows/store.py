@@ -260,10 +260,12 @@ class RunStore(RunQueries):
                 ],
             )
 
-    def add_feedback(self, run_id: str, step_key: str | None, actor: str, text: str) -> None:
+    def add_feedback(self, run_id: str, step_key: str | None, actor: str, text: str) -> int:
+        """Store a note (the answer of human step ``step_key``, or free); returns its id."""
         with self._write() as c:
-            c.execute(
-                insert(FEEDBACK).values(
-                    run_id=run_id, step_key=step_key, actor=actor, text=text, created_at=now()
-                )
-            )
+            note = c.execute(
+                insert(FEEDBACK)
+                .values(run_id=run_id, step_key=step_key, actor=actor, text=text, created_at=now())
+                .returning(FEEDBACK.c.id)
+            ).scalar_one()
+        return int(note)
