@@ -8,7 +8,10 @@ FalkorDB. Test modules import the fixtures they use explicitly.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import select
+import signal
 import subprocess
 import sys
 import uuid
@@ -142,3 +145,50 @@ def own_rabbitmq_queue(
     DramatiqQueue(
         SlotURL.parse("queue", url), ledger=unopened, handlers=TaskHandlers()
     ).delete_queues()
+
+
+# -- janus worker processes ----------------------------------------------------------
+
+JANUS = [sys.executable, "-m", "janus_stack"]
+
+
+class WorkerProcess:
+    """A real ``janus worker --json`` process (``env``: its whole environment, default ours)."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [*JANUS, "worker", "--json", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
+        )
+
+    def started(self, timeout: float = 60.0) -> dict[str, Any]:
+        """The ``started`` line, once the worker has opened every store and resumed runs."""
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            self.process.kill()
+            _out, err = self.process.communicate(timeout=10)
+            pytest.fail(f"janus worker did not start: {err}")
+        announced: dict[str, Any] = json.loads(line)
+        assert announced["status"] == "started", announced
+        return announced
+
+    def terminate(self, timeout: float = 60.0) -> tuple[int, str, str]:
+        """SIGTERM, then the exit code and the rest of its output."""
+        self.process.send_signal(signal.SIGTERM)
+        out, err = self.process.communicate(timeout=timeout)
+        return self.process.returncode, out, err
+
+    def killed(self, timeout: float = 120.0) -> bool:
+        """Wait for it to end; whether it died of SIGKILL (sent by a crash plugin)."""
+        self.process.communicate(timeout=timeout)
+        return self.process.returncode == -signal.SIGKILL
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate(timeout=10)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from janus_stack.ops.inventory import stats
 from janus_stack.ops.verify import verify
 from janus_stack.slots import queue as queue_slot
 from janus_stack.slots.queue import TaskHandlers
-from services import own_rabbitmq_queue
+from services import WorkerProcess, own_rabbitmq_queue
 
 JANUS = [sys.executable, "-m", "janus_stack"]
 TENANT = "default"
@@ -110,43 +109,6 @@ def janus_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
     return result
-
-
-class WorkerProcess:
-    """A real ``janus worker --json`` process."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [*JANUS, "worker", "--json", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    def started(self, timeout: float = 60.0) -> dict[str, Any]:
-        """The ``started`` line, once the worker has opened every store."""
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        line = self.process.stdout.readline() if ready else ""
-        if not line:
-            self.process.kill()
-            _out, err = self.process.communicate(timeout=10)
-            pytest.fail(f"janus worker did not start: {err}")
-        announced: dict[str, Any] = json.loads(line)
-        assert announced["status"] == "started", announced
-        return announced
-
-    def terminate(self) -> tuple[int, str, str]:
-        """SIGTERM, then the exit code and the rest of its output."""
-        self.process.send_signal(signal.SIGTERM)
-        out, err = self.process.communicate(timeout=60)
-        return self.process.returncode, out, err
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate(timeout=10)
 
 
 def write_records(path: Path, *texts: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -52,7 +51,7 @@ from janus_stack.cli import app
 from janus_stack.workflows.runs import Runs
 from janus_stack.workflows.spec import WorkflowSpec
 from janus_stack.workflows.store import now
-from services import own_rabbitmq_queue
+from services import WorkerProcess, own_rabbitmq_queue
 
 JANUS = [sys.executable, "-m", "janus_stack"]
 GUARD = 120.0  # a guard against a hung worker, not a speed assertion
@@ -104,48 +103,6 @@ def wait_for(check: Callable[[], bool], what: str) -> None:
         time.sleep(0.1)
 
 
-class Worker:
-    """A real ``janus worker --json`` with the crash plugin (one thread: the order is fixed)."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [*JANUS, "worker", "--json", "--workers", "1"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**env, "PYTHONUNBUFFERED": "1"},
-        )
-
-    def started(self) -> dict[str, Any]:
-        """The ``started`` line, once the worker has opened every store and resumed runs."""
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], GUARD)
-        line = self.process.stdout.readline() if ready else ""
-        if not line:
-            self.process.kill()
-            _out, err = self.process.communicate(timeout=10)
-            pytest.fail(f"janus worker did not start: {err}")
-        announced: dict[str, Any] = json.loads(line)
-        assert announced["status"] == "started", announced
-        return announced
-
-    def terminate(self) -> tuple[int, str]:
-        """SIGTERM, then the exit code and its stderr."""
-        self.process.send_signal(signal.SIGTERM)
-        _out, err = self.process.communicate(timeout=GUARD)
-        return self.process.returncode, err
-
-    def killed(self) -> bool:
-        """Wait for the crash plugin to kill it; whether it died of SIGKILL."""
-        self.process.communicate(timeout=GUARD)
-        return self.process.returncode == -signal.SIGKILL
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate(timeout=10)
-
-
 def checked(args: list[str]) -> Any:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -191,14 +148,14 @@ def test_a_worker_resumes_a_run_killed_in_an_inline_janus_run(
     run_id = newest_run_id(relational_url)
     assert run_status(relational_url, run_id) == "running"  # its owner is gone
 
-    started = Worker(env)
+    started = WorkerProcess("--workers", "1", env=env)
     try:
-        assert started.started()["resumed_runs"] == [run_id]
+        assert started.started(GUARD)["resumed_runs"] == [run_id]
         wait_for(lambda: run_status(relational_url, run_id) == "done", "the resumed run")
-        code, err = started.terminate()
+        code, _out, err = started.terminate(GUARD)
         assert code == 0, err
     finally:
-        started.close()
+        started.kill()
     check_exactly_once(run_id, tmp_path)
 
 
@@ -206,8 +163,8 @@ def test_a_worker_resumes_a_run_another_worker_was_killed_in(
     env: dict[str, str], home: Path, tmp_path: Path, relational_url: str
 ) -> None:
     workflow = write(home / "effects.yaml", WORKFLOW)
-    first = Worker(env)
-    second: Worker | None = None
+    first = WorkerProcess("--workers", "1", env=env)
+    second: WorkerProcess | None = None
     follower = subprocess.Popen(
         [*JANUS, "run", str(workflow), "--json"],
         env=env,
@@ -216,25 +173,25 @@ def test_a_worker_resumes_a_run_another_worker_was_killed_in(
         text=True,
     )
     try:
-        assert first.started()["resumed_runs"] == []
-        assert first.killed()  # by the crash plugin, after the call of step two
+        assert first.started(GUARD)["resumed_runs"] == []
+        assert first.killed(GUARD)  # by the crash plugin, after the call of step two
         run_id = newest_run_id(relational_url)
         assert run_status(relational_url, run_id) == "running"
 
-        second = Worker(env)
-        assert second.started()["resumed_runs"] == [run_id]
+        second = WorkerProcess("--workers", "1", env=env)
+        assert second.started(GUARD)["resumed_runs"] == [run_id]
         out, err = follower.communicate(timeout=GUARD)  # `janus run` followed it through
         assert follower.returncode == 0, err
         assert json.loads(out)["status"] == "done"
-        code, err = second.terminate()
+        code, _out, err = second.terminate(GUARD)
         assert code == 0, err
     finally:
         if follower.poll() is None:
             follower.kill()
             follower.communicate(timeout=10)
-        first.close()
+        first.kill()
         if second is not None:
-            second.close()
+            second.kill()
     check_exactly_once(run_id, tmp_path)
 
 
