@@ -1,7 +1,9 @@
 """Servers for the llm conformance tests: a real llama.cpp server, and a replay server.
 
 ``LlamaServer`` runs llama-cpp-python's OpenAI-compatible server
-(``python -m llama_cpp.server``) on 127.0.0.1 with the tiny random GGUF.
+(``python -m llama_cpp.server``) on 127.0.0.1 with the tiny random GGUF;
+``chat_format="chatml-function-calling"`` gives it tool calling with
+``tool_choice="auto"`` (its default format forces only a named tool).
 
 ``ReplayServer`` is a raw-socket HTTP/1.1 server for protocol edge cases the
 real server does not produce on demand. It replays SSE bytes *recorded from
@@ -41,7 +43,9 @@ def _die_with_parent() -> None:
 class LlamaServer:
     """``python -m llama_cpp.server`` on a free port; ``stop()`` or ``kill()`` it."""
 
-    def __init__(self, model: Path, log_dir: Path, *, n_ctx: int = 4096) -> None:
+    def __init__(
+        self, model: Path, log_dir: Path, *, n_ctx: int = 4096, chat_format: str | None = None
+    ) -> None:
         self.port = free_port()
         self.recorded = b""
         self.log_path = log_dir / f"llama-server-{self.port}.log"
@@ -63,6 +67,7 @@ class LlamaServer:
                 "1",
                 "--seed",
                 "0",
+                *(["--chat_format", chat_format] if chat_format else []),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -8,10 +8,15 @@ be expressed is not offered. Every string and array is bounded by the
 agent's ``output`` limits, so that no turn runs off, even from a
 random-weight model decoding under llama.cpp's grammar. Bounds a grammar
 cannot hold are checked after the turn (:func:`beyond`).
+
+A model with native tool calling gets the same choices as functions
+(:func:`native_tools`): each tool with the same argument schema, under a
+name OpenAI accepts, and the answer as the pseudo-tool ``final``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +30,8 @@ MODEL_SCHEMA_DEPTH = 3  # arrays/objects nested deeper are not offered to a mode
 # Longer bounds are left out of the schema a model decodes under and checked afterwards.
 GRAMMAR_BOUND = 500
 _BASIC_STRING = "^[A-Za-z0-9 ,.;:?!'()/_-]{%d,%d}$"
+FINAL_TOOL = "final"  # the pseudo-tool a natively calling model answers with
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def output_limits(agent: AgentManifest, defaults: OutputLimits) -> OutputLimits:
@@ -183,22 +190,78 @@ def decoding_schema(schema: Any) -> Any:
     }
 
 
-def system_prompt(agent: AgentManifest, toolbox: Toolbox, defaults: OutputLimits) -> str:
-    """The agent's instructions and the tools offered to it (those ``action_schema`` offers)."""
+def native_tools(
+    schema: Mapping[str, Any], toolbox: Toolbox
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The options of an ``action_schema`` (as decoded) as functions for native tool calling,
+    and the action each function name stands for. Tool names become OpenAI function names
+    (``memory.search`` → ``memory_search``, made unique); the answer is ``final``."""
+    tools: list[dict[str, Any]] = []
+    actions: dict[str, str] = {}
+    for option in schema["anyOf"]:
+        action = str(option["properties"]["action"]["const"])
+        if action == "final":
+            name, description = FINAL_TOOL, "Give your final answer (the whole reply)."
+            parameters = {
+                "type": "object",
+                "properties": {"answer": option["properties"]["answer"]},
+                "required": ["answer"],
+                "additionalProperties": False,
+            }
+        else:
+            name = _NOT_IN_NAME.sub("_", action)[:60]
+            while name in actions or name == FINAL_TOOL:
+                name = f"{name[:58]}_{len(actions)}"
+            description = toolbox.get(action).description
+            parameters = option["properties"]["arguments"]
+        actions[name] = action
+        tools.append({"name": name, "description": description, "parameters": parameters})
+    return tools, actions
+
+
+def offers_tools(schema: Mapping[str, Any]) -> bool:
+    """Whether an ``action_schema`` offers a tool (not only the answer)."""
+    return any(o["properties"]["action"].get("const") != "final" for o in schema["anyOf"])
+
+
+def native_action(
+    calls: list[tuple[str, dict[str, Any]]], text: str, actions: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The action dict of a natively answered turn: its first call, else its text as the
+    answer when ``final`` was offered; None when the turn holds neither."""
+    if calls:
+        name, arguments = calls[0]
+        if actions[name] == "final":
+            return {"action": "final", "answer": arguments.get("answer", "")}
+        return {"action": actions[name], "arguments": arguments}
+    if FINAL_TOOL in actions:
+        return {"action": "final", "answer": text.strip()}
+    return None
+
+
+def system_prompt(
+    agent: AgentManifest, toolbox: Toolbox, defaults: OutputLimits, *, native: bool = False
+) -> str:
+    """The agent's instructions and the tools offered to it (those ``action_schema`` offers);
+    ``native``: the model calls them as functions instead of writing JSON."""
     limits = output_limits(agent, defaults)
     lines = [agent.instructions.strip(), "", "Tools you may call:"]
     for name in agent.tools:
         arguments = _tool_arguments(agent, toolbox, name, limits)
         if arguments is not None:
             args = ", ".join(arguments["properties"])
-            lines.append(f"- {name}({args}): {toolbox.get(name).description}")
+            shown = _NOT_IN_NAME.sub("_", name) if native else name
+            lines.append(f"- {shown}({args}): {toolbox.get(name).description}")
     if len(lines) == 3:
         lines.append("- none")
-    lines += [
-        "",
-        'Reply with JSON only: {"action": TOOL, "arguments": {...}} to call a tool, '
-        'or {"action": "final", "answer": TEXT} to answer.',
-    ]
+    if native:
+        lines += ["", f"Call a tool, or call {FINAL_TOOL}(answer) to answer."]
+    else:
+        lines += [
+            "",
+            'Reply with JSON only: {"action": TOOL, "arguments": {...}} to call a tool, '
+            'or {"action": "final", "answer": TEXT} to answer.',
+        ]
     return "\n".join(lines)
 
 

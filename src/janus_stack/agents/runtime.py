@@ -11,6 +11,20 @@ that used its turns on tools still answers instead of ending
 ``budget_exceeded``; with ``model.tool_choice: required`` the first turn
 offers only the tools, so the agent consults them before answering.
 
+A model with ``native_tools`` (an OpenAI-compatible server with tool
+calling) gets the same choices as functions instead: the same argument
+schemas and bounds, the answer as the pseudo-tool ``final``
+(:func:`~janus_stack.agents.actions.native_tools`), in each turn that
+offers a tool; a turn that can only answer (the last, or an agent without
+tools) stays a schema turn, so its answer streams as tokens. A turn
+offering one tool names it in ``tool_choice`` (a server with grammars
+forces it); several choices are ``required`` — every turn is an action,
+as in the schema path, and text content a server sends anyway counts as
+the answer when ``final`` is offered. The call comes back as the same action dict, so the
+journal, budgets and scopes do not see the difference. A server found to
+ignore tools (llama-cpp-python's honours only a named choice) turns the
+model's ``native_tools`` off, and the next turns are schema turns.
+
 Without a model (``none://``, the default) the agent behaves
 deterministically: it asks the memory (``memory.ask``, else
 ``memory.search``) when it has such a tool, and otherwise condenses its
@@ -28,13 +42,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from janus_stack.agents.actions import action_schema, beyond, decoding_schema, system_prompt
+from janus_stack.agents.actions import (
+    action_schema,
+    beyond,
+    decoding_schema,
+    native_action,
+    native_tools,
+    offers_tools,
+    system_prompt,
+)
 from janus_stack.agents.budget import BudgetExceededError, Meter, PriceTable
 from janus_stack.agents.builtin import sentences
 from janus_stack.agents.manifest import AgentManifest, OutputLimits
 from janus_stack.agents.tools import Toolbox, ToolInterruptedError, ToolRefusedError
 from janus_stack.errors import InvalidInputError, JanusError
 from janus_stack.slots.llm import (
+    Completion,
     Finished,
     LanguageModel,
     LLMUnavailableError,
@@ -170,8 +193,9 @@ class AgentRunner:
         text, citations = prompt_of(value)
         last = agent.max_steps - 1
         required = agent.model.tool_choice == "required"
+        prompted = False  # the system prompt describes the current turn's format
         messages = [
-            {"role": "system", "content": system_prompt(agent, self.toolbox, self.output_defaults)},
+            {"role": "system", "content": self._system(agent, native=prompted)},
             {"role": "user", "content": text[: MAX_PROMPT_CHARS * 4] or "(no input)"},
         ]
         result.citations, result.mode, result.model = citations, "llm", model.model
@@ -184,12 +208,25 @@ class AgentRunner:
                 answer=not (required and turn == 0),
                 tools=turn < last,
             )
+            # A server found to ignore tools turns native_tools off; a turn that can only
+            # answer streams its answer's tokens through the schema path.
+            native = model.native_tools and offers_tools(schema)
+            if native != prompted:
+                prompted = native
+                messages[0] = {"role": "system", "content": self._system(agent, native=native)}
             decoding = decoding_schema(schema)
-            data, raw = self._turn(agent, model, messages, decoding, meter, io, result)
+            if native:
+                data, raw = self._native_turn(agent, model, messages, decoding, meter, io, result)
+            else:
+                completion, raw = self._turn(
+                    agent, model, messages, meter, io, result, json_schema=decoding
+                )
+                answer = completion.data if completion is not None else None
+                data = answer if isinstance(answer, dict) else None
             problem = ""
             if data is None:
-                problem = "That was not the JSON asked for."
-            elif decoding != schema:
+                problem = f"That was not the {'call' if native else 'JSON'} asked for."
+            elif native or decoding != schema:  # bounds (and a text answer) unchecked so far
                 problem = beyond(schema, data)
             if data is None or problem:
                 messages += [
@@ -218,7 +255,10 @@ class AgentRunner:
             f"max_steps={agent.max_steps}"
         )
 
-    def _turn(
+    def _system(self, agent: AgentManifest, *, native: bool) -> str:
+        return system_prompt(agent, self.toolbox, self.output_defaults, native=native)
+
+    def _native_turn(
         self,
         agent: AgentManifest,
         model: LanguageModel,
@@ -228,6 +268,34 @@ class AgentRunner:
         io: AgentIO,
         result: AgentResult,
     ) -> tuple[dict[str, Any] | None, str]:
+        """One turn through the model's own tool calling, offering the choices of ``schema`` (an
+        action schema as decoded); the action dict and the raw reply."""
+        tools, actions = native_tools(schema, self.toolbox)
+        choice = tools[0]["name"] if len(tools) == 1 else "required"
+        completion, raw = self._turn(
+            agent, model, messages, meter, io, result, tools=tools, tool_choice=choice
+        )
+        if completion is None:
+            return None, raw
+        calls = [(call.name, call.arguments) for call in completion.tool_calls]
+        data = native_action(calls, completion.text, actions)
+        return data, (json.dumps(data, ensure_ascii=False) if calls else raw)
+
+    def _turn(
+        self,
+        agent: AgentManifest,
+        model: LanguageModel,
+        messages: list[dict[str, str]],
+        meter: Meter,
+        io: AgentIO,
+        result: AgentResult,
+        *,
+        json_schema: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
+    ) -> tuple[Completion | None, str]:
+        """One model call, its tokens streamed to ``io`` and charged; the completion (None when
+        the model's output was not what was asked for) and the raw text."""
         remaining = None
         if meter.budget.max_wall_seconds is not None:
             remaining = max(meter.budget.max_wall_seconds - meter.elapsed, 0.1)
@@ -237,8 +305,10 @@ class AgentRunner:
                 messages,
                 max_tokens=agent.model.max_output_tokens,
                 temperature=agent.model.temperature,
-                json_schema=schema,
+                json_schema=json_schema,
                 timeout=remaining,
+                tools=tools,
+                tool_choice=tool_choice,
             ):
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
@@ -254,8 +324,7 @@ class AgentRunner:
                         meter,
                         result,
                     )
-                    data = event.completion.data
-                    return (data if isinstance(data, dict) else None), event.completion.text
+                    return event.completion, event.completion.text
         except ModelOutputError as exc:
             # The text was generated and streamed; count it, then ask again.
             prompt = estimate_prompt_tokens(messages)

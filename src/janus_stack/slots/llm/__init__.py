@@ -1,7 +1,7 @@
 """The llm slot: chat messages in, a streamed or whole answer out, with its numbers.
 
 Contract: ``LanguageModel.complete(messages, *, max_tokens, temperature=0.0,
-stop=None, json_schema=None, timeout=None) -> Completion`` and
+stop=None, json_schema=None, timeout=None, tools=None, tool_choice=None) -> Completion`` and
 ``LanguageModel.stream(...) -> Iterator[StreamEvent]``: ``TextDelta`` events
 in order, then one ``Finished`` carrying the same ``Completion`` that
 ``complete`` returns. Messages are plain ``{"role", "content"}`` dicts (roles
@@ -18,6 +18,17 @@ temperature >= 0.5 so a retry can differ; ``stream`` cannot take back text it
 already sent, so it checks once and raises ``ModelOutputError``), wrapping of
 unexpected engine errors into ``LLMUnavailableError`` with the ``partial``
 text, and one structured log line per answer (``llm.completion``).
+
+Tools: ``tools`` (``Tool``s or ``{"name", "description", "parameters"}``
+dicts) and ``tool_choice`` (``auto``, ``required`` or a tool's name) ask for
+a tool call; ``Completion.tool_calls`` holds the calls, their arguments
+validated against the tool's ``parameters`` like a ``json_schema`` answer
+(and retried like one by ``complete``). A backend whose ``native_tools`` is
+True sends them to the server's tool calling (``tool_mode="native"``);
+otherwise a JSON schema emulates the call (``tool_mode="schema"``; the
+streamed text is then that JSON, and ``text`` the content; see
+``janus_stack.slots.llm.tools``). A named or ``required`` choice answered
+without a call is a ``ModelOutputError``.
 
 Backends, by URL scheme:
 
@@ -42,8 +53,17 @@ from typing import Any, ClassVar
 
 import structlog
 
-from janus_stack.errors import IntegrityError, JanusError
+from janus_stack.errors import IntegrityError, InvalidInputError, JanusError
 from janus_stack.slots.base import Slot, _describe, load_backend
+from janus_stack.slots.llm.tools import (
+    RawToolCall,
+    Tool,
+    ToolCall,
+    check_tool_choice,
+    check_tools,
+    emulate_tools,
+    with_tool_calls,
+)
 from janus_stack.slots.llm.types import (
     MAX_TOKENS_LIMIT,
     Completion,
@@ -65,6 +85,7 @@ from janus_stack.slots.llm.types import (
     check_temperature,
     check_timeout,
     estimate_prompt_tokens,
+    estimate_tokens,
     parse_json_answer,
 )
 from janus_stack.slots.params import display_url, int_param
@@ -85,6 +106,8 @@ __all__ = [
     "StreamEvent",
     "StreamInterruptedError",
     "TextDelta",
+    "Tool",
+    "ToolCall",
     "Usage",
     "open",
 ]
@@ -146,6 +169,12 @@ class LanguageModel(Slot):
         """The largest ``max_tokens`` a call may ask for (the context size when known)."""
         return MAX_TOKENS_LIMIT
 
+    @property
+    def native_tools(self) -> bool:
+        """Whether ``tools`` reach the model's own tool calling (else a JSON schema emulates
+        them); callers that can phrase a turn either way ask this."""
+        return False
+
     # -- public API built on the core ----------------------------------------
 
     def complete(
@@ -157,10 +186,16 @@ class LanguageModel(Slot):
         stop: str | Sequence[str] | None = None,
         json_schema: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
     ) -> Completion:
-        """Generate a whole answer; with ``json_schema``, ``data`` holds the validated JSON."""
-        request = self._request(messages, max_tokens, temperature, stop, json_schema, timeout)
-        attempts = 1 + (self.json_retries if request.json_schema is not None else 0)
+        """Generate a whole answer; with ``json_schema``, ``data`` holds the validated JSON,
+        with ``tools``, ``tool_calls`` the validated calls."""
+        request = self._request(
+            messages, max_tokens, temperature, stop, json_schema, timeout, tools, tool_choice
+        )
+        checked = request.json_schema is not None or bool(request.tools)
+        attempts = 1 + (self.json_retries if checked else 0)
         failure: ModelOutputError | None = None
         for attempt in range(attempts):
             if attempt:
@@ -192,12 +227,16 @@ class LanguageModel(Slot):
         stop: str | Sequence[str] | None = None,
         json_schema: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
     ) -> Iterator[StreamEvent]:
         """Generate an answer as ``TextDelta`` events, then one ``Finished``.
 
         Input is validated now; closing the iterator early stops generation.
         """
-        request = self._request(messages, max_tokens, temperature, stop, json_schema, timeout)
+        request = self._request(
+            messages, max_tokens, temperature, stop, json_schema, timeout, tools, tool_choice
+        )
         return self._events(request, 1)
 
     def probe(self) -> None:
@@ -208,13 +247,25 @@ class LanguageModel(Slot):
 
     # -- the core a backend implements -----------------------------------------
 
-    def _generate(self, request: Request) -> Iterator[str | Usage]:
+    def _generate(self, request: Request) -> Iterator[str | RawToolCall | Usage]:
         """Yield the answer's text pieces (empty ones are allowed), then one ``Usage``.
 
         Raise ``LLMTimeoutError`` past ``request.deadline``; retry transient
-        failures only before the first non-empty piece.
+        failures only before the first non-empty piece. Only a backend whose
+        ``native_tools`` is True gets requests with ``tools``; it yields each
+        call as a ``RawToolCall`` before the ``Usage``.
         """
         raise NotImplementedError
+
+    def _pieces(self, request: Request) -> Iterator[str | RawToolCall | Usage]:
+        """``_generate``, with ``tools`` emulated by a JSON schema unless ``native_tools``."""
+        if request.tools and not self.native_tools:
+            return self._emulated_tools(request)
+        return self._generate(request)
+
+    def _emulated_tools(self, request: Request) -> Iterator[str | RawToolCall | Usage]:
+        """``_generate`` with ``request``'s tools emulated by a JSON schema."""
+        return emulate_tools(self._generate, request)
 
     # -- shared machinery ----------------------------------------------------------
 
@@ -226,9 +277,17 @@ class LanguageModel(Slot):
         stop: object,
         json_schema: object,
         timeout: object,
+        tools: object = None,
+        tool_choice: object = None,
     ) -> Request:
         self._require_open()
         checked_timeout = check_timeout(timeout)
+        checked_tools = check_tools(tools)
+        if checked_tools and json_schema is not None:
+            raise InvalidInputError(
+                "llm slot: give tools or json_schema, not both",
+                hint="a tool's parameters already constrain its call's arguments",
+            )
         return Request(
             messages=check_messages(messages),
             max_tokens=check_max_tokens(max_tokens, self.max_tokens_limit),
@@ -236,6 +295,8 @@ class LanguageModel(Slot):
             stop=check_stop(stop),
             json_schema=check_schema(json_schema),
             deadline=None if checked_timeout is None else time.monotonic() + checked_timeout,
+            tools=checked_tools,
+            tool_choice=check_tool_choice(tool_choice, checked_tools),
         )
 
     def _events(self, request: Request, attempt: int) -> Iterator[StreamEvent]:
@@ -243,12 +304,15 @@ class LanguageModel(Slot):
         first: float | None = None
         parts: list[str] = []
         usage: Usage | None = None
-        pieces: Iterator[str | Usage] | None = None
+        calls: list[RawToolCall] = []
+        pieces: Iterator[str | RawToolCall | Usage] | None = None
         try:
-            pieces = self._generate(request)
+            pieces = self._pieces(request)
             for item in pieces:
                 if isinstance(item, Usage):
                     usage = item
+                elif isinstance(item, RawToolCall):
+                    calls.append(item)
                 elif item:
                     if first is None:
                         first = time.perf_counter() - start
@@ -272,7 +336,10 @@ class LanguageModel(Slot):
             close = getattr(pieces, "close", None)
             if callable(close):
                 close()
-        completion = self._completion(request, "".join(parts), len(parts), usage, first, start)
+        # A server that reports no usage is estimated at one token per streamed piece;
+        # a call's arguments count as their text would.
+        produced = len(parts) + sum(estimate_tokens(call.arguments) for call in calls)
+        completion = self._completion(request, "".join(parts), produced, usage, first, start)
         completion = replace(completion, attempts=attempt)
         log.info(
             "llm.completion",
@@ -285,6 +352,7 @@ class LanguageModel(Slot):
             ttft_s=completion.time_to_first_token_s,
             latency_s=completion.latency_s,
             finish_reason=completion.finish_reason,
+            tool_mode=usage.tool_mode if usage is not None else "",
         )
         self.telemetry.llm_call(
             provider=completion.provider,
@@ -298,6 +366,8 @@ class LanguageModel(Slot):
             completion = replace(
                 completion, data=parse_json_answer(completion.text, request.json_schema)
             )
+        if request.tools:
+            completion = with_tool_calls(request, completion, calls, usage)
         yield Finished(completion)
 
     def _completion(

@@ -20,6 +20,11 @@ whole nested URL; ``chain_url(...)`` does that)::
 Secrets inside a chain must be ``env:``/``file:`` references: a literal key
 would not be masked inside the outer URL, so it is refused. Options of the
 chain itself: ``json_retries``.
+
+Tools pass through: the chain has ``native_tools`` when every provider has,
+and each provider then sends them its own way (an OpenAI server that
+rejects them emulates them with a JSON schema); otherwise the chain
+emulates them once for all its providers.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from janus_stack.errors import InvalidInputError, JanusError, SlotURLError
 from janus_stack.slots.base import _describe
 from janus_stack.slots.llm import DEFAULT_JSON_RETRIES, LanguageModel
 from janus_stack.slots.llm import open as open_llm
+from janus_stack.slots.llm.tools import RawToolCall
 from janus_stack.slots.llm.types import (
     LLMTimeoutError,
     LLMUnavailableError,
@@ -133,7 +139,11 @@ class ChainLanguageModel(LanguageModel):
         for provider in self.providers:
             provider.close()
 
-    def _generate(self, request: Request) -> Iterator[str | Usage]:
+    @property
+    def native_tools(self) -> bool:
+        return all(p.native_tools for p in self.providers)
+
+    def _generate(self, request: Request) -> Iterator[str | RawToolCall | Usage]:
         fallbacks: list[str] = []
         for provider in self.providers:
             if request.expired():
@@ -148,7 +158,7 @@ class ChainLanguageModel(LanguageModel):
                 continue
             started = False
             try:
-                for item in provider._generate(request):
+                for item in provider._pieces(request):
                     if isinstance(item, Usage):
                         self._answered_by = provider
                         yield replace(
@@ -158,7 +168,7 @@ class ChainLanguageModel(LanguageModel):
                             fallbacks=tuple(fallbacks),
                         )
                         continue
-                    started = started or bool(item)
+                    started = started or (isinstance(item, str) and bool(item))
                     yield item
             except InvalidInputError:
                 raise

@@ -19,6 +19,14 @@ so the answer is JSON of that shape unless ``max_tokens`` cuts it. The
 call's ``timeout`` is checked after every streamed token (generation stops
 there); the evaluation of a long prompt cannot be interrupted, so a
 deadline that passes during it is noticed at the first token.
+
+Tools are emulated with a JSON schema (``native_tools`` is False), not
+given to llama-cpp-python's own function calling: that honours
+``tool_choice="auto"`` only under ``chat_format=chatml-function-calling``,
+a ChatML prompt that replaces the GGUF's own template (wrong for models
+trained on another), and fails on ``required`` (0.3); the grammar of the
+emulating schema constrains every choice the same way with the model's
+own template.
 """
 
 from __future__ import annotations

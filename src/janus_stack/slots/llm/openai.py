@@ -21,6 +21,21 @@ reaches llama.cpp (``llama-server``, ``python -m llama_cpp.server``), Ollama
   prompt; ``schema``, ``object`` or ``off`` pin one. The answer is always
   validated client-side (see the slot's contract).
 * ``json_retries`` (default 2) — extra generations on invalid JSON.
+* ``tools`` — how a request's ``tools`` are asked for: ``auto`` (default)
+  sends OpenAI's ``tools`` + ``tool_choice`` and reads the calls from
+  ``delta.tool_calls`` (fragments of one ``index`` concatenated) or
+  ``message.tool_calls``; if the server rejects them (a 4xx naming
+  tools/tool_choice/functions) or ignores them (a forced ``tool_choice``
+  answered with text, or an empty stream), before any text reaches the
+  caller, this model instance remembers it and emulates tools with a JSON
+  schema from then on, as ``json=auto`` does. ``native`` pins the server's
+  tool calling, ``off`` the emulation.
+  llama-cpp-python's server (0.3) forces a call under a grammar for a
+  named ``tool_choice`` with any chat format; other formats ignore
+  ``auto``/``required`` (they answer in text), and ``--chat_format
+  chatml-function-calling`` fails on ``required`` and on a call chosen
+  under a streamed ``auto`` (an empty stream) and leaves its ``auto``
+  message empty: only a named choice is native there.
 
 Usage: ``stream_options.include_usage`` is requested; a server that rejects
 the option is asked again without it, and one that sends no usage gets
@@ -33,13 +48,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import httpx
+import structlog
 
 from janus_stack.errors import ConfigError, JanusError
 from janus_stack.slots.llm import LanguageModel, json_retries_option
 from janus_stack.slots.llm._sse import DONE, Chunk, iter_events, parse_chunk, parse_whole
+from janus_stack.slots.llm.tools import RawToolCall, StreamedToolCalls, openai_tools
 from janus_stack.slots.llm.types import (
     LLMProtocolError,
     LLMTimeoutError,
@@ -60,6 +78,13 @@ from janus_stack.slots.params import check_params, choice_param, float_param, in
 from janus_stack.urls import SlotURL
 
 _JSON_MODES = ("auto", "schema", "object", "off")
+_TOOL_MODES = ("auto", "native", "off")
+
+log = structlog.get_logger("janus.llm")
+
+
+class _ToolsIgnored(Exception):  # noqa: N818 - a signal inside this module, not an error
+    """The server took ``tools`` but did not do tool calling; raised before any text."""
 
 
 class OpenAILanguageModel(LanguageModel):
@@ -76,6 +101,7 @@ class OpenAILanguageModel(LanguageModel):
         "backoff",
         "json",
         "json_retries",
+        "tools",
     }
 
     def __init__(self, url: SlotURL, *, json_retries: int | None = None) -> None:
@@ -90,6 +116,9 @@ class OpenAILanguageModel(LanguageModel):
         mode = choice_param(url, "json", _JSON_MODES)
         self._json_modes = ["schema", "object", "off"] if mode == "auto" else [mode]
         self._send_usage_option = True
+        tools = choice_param(url, "tools", _TOOL_MODES)
+        self._native_tools = tools != "off"
+        self._tools_fallback = tools == "auto"
         self._api_key = query.get("api_key") or None
         self.base_url = base_url(url)
         self._where = self.where
@@ -98,6 +127,10 @@ class OpenAILanguageModel(LanguageModel):
     @property
     def model(self) -> str:
         return self._model_name or "unknown"
+
+    @property
+    def native_tools(self) -> bool:
+        return self._native_tools
 
     def _open(self) -> None:
         headers = {"Accept": "application/json, text/event-stream"}
@@ -147,7 +180,7 @@ class OpenAILanguageModel(LanguageModel):
 
     # -- generation -------------------------------------------------------------
 
-    def _generate(self, request: Request) -> Iterator[str | Usage]:
+    def _generate(self, request: Request) -> Iterator[str | RawToolCall | Usage]:
         attempt = 0
         while True:
             started = False
@@ -160,11 +193,19 @@ class OpenAILanguageModel(LanguageModel):
                             yield item
                         return
                     response.read()
+                    if self._refuses_tools(response, request):
+                        self._stop_native_tools(response.status_code, server_message(response))
+                        yield from self._emulated_tools(request)
+                        return
                     if self._downgrade(response):
                         continue
                     if response.status_code not in RETRYABLE or attempt >= self.retries:
                         raise self._http_error(response, attempt + 1)
                     retry_after = retry_after_seconds(response)
+            except _ToolsIgnored as exc:
+                self._stop_native_tools(200, str(exc))
+                yield from self._emulated_tools(request)
+                return
             except httpx.TimeoutException as exc:
                 if started or attempt >= self.retries or request.expired():
                     raise LLMTimeoutError(
@@ -229,7 +270,28 @@ class OpenAILanguageModel(LanguageModel):
                 }
             elif mode == "object":
                 payload["response_format"] = {"type": "json_object", "schema": dict(schema)}
+        if request.tools:
+            payload.update(openai_tools(request.tools, request.tool_choice))
         return payload
+
+    def _refuses_tools(self, response: httpx.Response, request: Request) -> bool:
+        """With ``tools=auto``: the server rejected ``tools`` (a 4xx naming them), so this
+        instance emulates them from now on; True when that is the case."""
+        if not (request.tools and self._tools_fallback and 400 <= response.status_code < 500):
+            return False
+        detail = server_message(response).lower()
+        return any(word in detail for word in ("tool", "function"))
+
+    def _stop_native_tools(self, status: int, why: str) -> None:
+        self._native_tools = False
+        log.warning("llm.tools_fallback", provider=self._where, status=status, reason=why[:200])
+
+    def _check_tools_used(self, request: Request, text: str, calls: StreamedToolCalls) -> None:
+        """With ``tools=auto``: text before any call under a forced ``tool_choice`` means the
+        server ignores tools (llama-cpp-python without a function-calling chat format)."""
+        forced = request.tools and request.tool_choice != "auto"
+        if forced and text and not calls and self._tools_fallback:
+            raise _ToolsIgnored(f"text instead of a call under tool_choice={request.tool_choice}")
 
     def _downgrade(self, response: httpx.Response) -> bool:
         """Drop an optional request feature the server refused; True when one was dropped.
@@ -249,22 +311,34 @@ class OpenAILanguageModel(LanguageModel):
             return True
         return False
 
-    def _read(self, response: httpx.Response, request: Request) -> Iterator[str | Usage]:
-        """Turn one 200 response (a stream, or a whole JSON completion) into pieces + Usage."""
+    def _read(
+        self, response: httpx.Response, request: Request
+    ) -> Iterator[str | RawToolCall | Usage]:
+        """Turn one 200 response (a stream, or a whole JSON completion) into pieces, the
+        tool calls, and Usage."""
+        mode = "native" if request.tools else ""
+        calls = StreamedToolCalls()
         if "application/json" in response.headers.get("content-type", ""):
             try:
-                chunk = parse_whole(json.loads(response.read()))
+                body = json.loads(response.read())
+                chunk = parse_whole(body)
+                if request.tools:
+                    calls.add(body, "message")
             except (ValueError, TypeError) as exc:
                 raise self._protocol_error(exc, response.text) from exc
             self._raise_if_error(chunk, started=False)
+            self._check_tools_used(request, chunk.text, calls)
             yield chunk.text
-            yield _usage(chunk, chunk.finish_reason or "stop")
+            yield from calls.finished()
+            yield replace(_usage(chunk, chunk.finish_reason or "stop"), tool_mode=mode)
             return
         finish: str | None = None
         model: str | None = None
         prompt = produced = None
         done = started = False
+        events = 0
         for data in iter_events(response.iter_lines()):
+            events += 1
             if data.strip() == DONE:
                 done = True
                 break
@@ -272,27 +346,34 @@ class OpenAILanguageModel(LanguageModel):
                 raise LLMTimeoutError(f"llm slot: {self._where}: the call's timeout ran out")
             try:
                 chunk = parse_chunk(data)
+                if request.tools and '"tool_calls"' in data:
+                    calls.add(json.loads(data), "delta")
             except (ValueError, TypeError) as exc:
                 raise self._protocol_error(exc, data) from exc
             self._raise_if_error(chunk, started=started)
             if chunk.text:
+                self._check_tools_used(request, chunk.text, calls)
                 started = True
                 yield chunk.text
             finish = chunk.finish_reason or finish
             prompt = chunk.prompt_tokens if chunk.prompt_tokens is not None else prompt
             produced = chunk.completion_tokens if chunk.completion_tokens is not None else produced
             model = chunk.model or model
+        if not events and request.tools and self._tools_fallback:
+            raise _ToolsIgnored("an empty stream")  # llama-cpp-python 0.3 on tool_choice=required
         if not done and finish is None:
             raise StreamInterruptedError(
                 f"llm slot: the stream from {self._where} ended before the answer was finished "
                 "(no finish_reason, no [DONE])",
                 hint=self.hint,
             )
+        yield from calls.finished()
         yield Usage(
             finish_reason=finish or "unknown",  # [DONE] without a reason: cut short by the server
             model=model,
             prompt_tokens=prompt,
             completion_tokens=produced,
+            tool_mode=mode,
         )
 
     def _raise_if_error(self, chunk: Chunk, *, started: bool) -> None:

@@ -22,9 +22,12 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from janus_stack.errors import InvalidInputError, JanusError, SlotUnavailableError
+
+if TYPE_CHECKING:  # tools.py builds on this module, so only the annotations name its types
+    from janus_stack.slots.llm.tools import Tool, ToolCall
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_call_id"})
@@ -73,6 +76,9 @@ class Request:
         stop: strings that end the answer (not included in it).
         json_schema: when set, the answer must be JSON valid against it.
         deadline: ``time.monotonic()`` by which the whole call must end, or None.
+        tools: functions the model may call instead of (or besides) answering.
+        tool_choice: ``auto`` (call or answer), ``required`` (call one), or a
+            tool's name (call that one); None without tools.
     """
 
     messages: tuple[Message, ...]
@@ -81,6 +87,8 @@ class Request:
     stop: tuple[str, ...] = ()
     json_schema: Mapping[str, Any] | None = None
     deadline: float | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (never negative), or None without one."""
@@ -102,6 +110,8 @@ class Usage:
     completion_tokens: int | None = None
     provider: str | None = None
     fallbacks: tuple[str, ...] = ()
+    tool_mode: str = ""
+    content: str | None = None  # the answer, when the streamed text was an emulated call's JSON
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,9 @@ class Completion:
         fallbacks: providers a chain tried first, each with why it failed.
         data: the parsed JSON when a ``json_schema`` was given.
         attempts: generations needed to get valid JSON (1 otherwise).
+        tool_calls: the calls the model made when ``tools`` were given.
+        tool_mode: how tools were asked for: ``native`` (the server's tool
+            calling), ``schema`` (emulated with a JSON schema), "" without tools.
     """
 
     text: str
@@ -136,6 +149,8 @@ class Completion:
     fallbacks: tuple[str, ...] = ()
     data: Any = None
     attempts: int = 1
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_mode: str = ""
 
     @property
     def total_tokens(self) -> int:
@@ -155,6 +170,8 @@ class Completion:
             "fallbacks": list(self.fallbacks),
             "data": self.data,
             "attempts": self.attempts,
+            "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in self.tool_calls],
+            "tool_mode": self.tool_mode,
         }
 
 
