@@ -234,6 +234,9 @@ class HashingEmbedder:
     def tokenize_offsets(self, text: str) -> list[tuple[int, int]]:
         return self.real.tokenize_offsets(text)
 
+    def tokenize_counted(self, text: str) -> tuple[list[tuple[int, int]], int]:
+        return self.real.tokenize_counted(text)
+
     def embed(self, texts: Sequence[str]) -> Any:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):

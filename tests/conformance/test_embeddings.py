@@ -33,6 +33,7 @@ from janus_stack.errors import (
 )
 from janus_stack.slots import embeddings
 from janus_stack.slots.embeddings import Embedder
+from janus_stack.slots.embeddings.minilm import FEW_TEXTS
 from janus_stack.urls import SlotURL
 
 SERVED_MODEL = "all-MiniLM-L6-v2"
@@ -268,6 +269,15 @@ def test_use_after_close_is_refused(embedder: Embedder) -> None:
 def test_minilm_names_its_runtime(minilm: Embedder) -> None:
     assert minilm.model == "all-MiniLM-L6-v2/onnx-w8"
     assert minilm.embedded and minilm.backend == "minilm"
+
+
+def test_minilm_small_calls_run_alone_and_agree_with_batches(minilm: Embedder) -> None:
+    """A query (at most FEW_TEXTS texts) runs on a one-thread session of its own."""
+    text = TEXTS[0]
+    alone = minilm.embed([text])[0]
+    batched = minilm.embed([text] * (FEW_TEXTS + 1))
+    np.testing.assert_allclose(alone, batched[0], atol=1e-6)
+    assert minilm._few_session is not None  # type: ignore[attr-defined]
 
 
 def test_backends_agree(minilm: Embedder, server_url: str) -> None:

