@@ -441,6 +441,10 @@ def test_directory_damaged_object_is_integrity_error(tmp_path: Path) -> None:
             store.head(info.key)
         with pytest.raises(IntegrityError, match=info.key):
             store.read_bytes(info.key)
+        # Putting the same bytes again (a re-ingest) replaces the damaged copy.
+        healed = store.put(b"precious bytes" * 100, tenant="acme", durable=False)
+        assert (healed.key, healed.size) == (info.key, info.size)
+        assert store.read_bytes(info.key) == b"precious bytes" * 100
 
 
 def test_directory_sync_without_syncfs_fsyncs_each_deferred_object(

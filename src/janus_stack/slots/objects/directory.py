@@ -18,7 +18,9 @@ to its final name (``link`` fails if the name exists, so a concurrent
 identical put cannot clobber the first one's info) and fsyncs the folder. A
 crash leaves at most a staging file, which is never listed and is swept
 after a day. A put with ``durable=False`` (ingest) skips both fsyncs and
-leaves them to ``sync``: one ``syncfs`` for a whole batch of puts. Readers
+leaves them to ``sync``: one ``syncfs`` for a whole batch of puts; a copy
+that a power loss damaged before its sync is replaced by the next put of
+the same bytes (nothing recorded it yet). Readers
 see only ``<bytes>``: their stream ends before the trailer. One shard
 level (256 folders per tenant) keeps folders small up to millions of
 objects without paying a second folder creation and fsync on most puts of
@@ -125,7 +127,13 @@ class DirectoryObjects(ObjectStore):
 
     def _commit(self, staged: bytes | Path, info: ObjectInfo, durable: bool) -> ObjectInfo:
         final = self._path(info.key)
-        existing = self._read_info(final, info.key)
+        try:
+            existing = self._read_info(final, info.key)
+        except IntegrityError:
+            # A damaged copy, e.g. a put not yet synced when the power failed: the key
+            # is the hash of the bytes staged here, so they are what belongs there.
+            _unlink(final)
+            existing = None
         if existing is not None:
             if not durable:  # another process may have put it without syncing yet
                 self._defer(final)
