@@ -111,6 +111,18 @@ class LlamaServer:
                 self.kill()
         self._log.close()
 
+    def __enter__(self) -> LlamaServer:
+        """Started and ready: a fixture writes ``with LlamaServer(...) as server: yield server``."""
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def record_stream(base: str, body: dict[str, Any]) -> bytes:
     """The raw SSE body bytes the real server sends for ``body`` (de-chunked, undecoded)."""

@@ -92,16 +92,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def llama_server(
     tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LlamaServer]:
-    server = LlamaServer(tiny_model, tmp_path_factory.mktemp("llama-server"))
-    try:
-        server.wait_ready()
+    with LlamaServer(tiny_model, tmp_path_factory.mktemp("llama-server")) as server:
         server.recorded = record_stream(  # first, so no other test's load shapes it
             server.base,
             {"model": "tiny", "messages": USER, "max_tokens": 12, "temperature": 0, "stream": True},
         )
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -299,18 +295,17 @@ def test_engine_counts_tokens_and_the_server_gets_estimates(
 def test_server_killed_mid_stream_raises_with_the_partial_text(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    server = LlamaServer(tiny_model, tmp_path)
-    try:
-        server.wait_ready()
-        deltas: list[str] = []
-        with llm.open(server.url) as model, pytest.raises(StreamInterruptedError) as caught:
-            for event in model.stream(USER, max_tokens=3500):
-                if isinstance(event, TextDelta):
-                    deltas.append(event.text)
-                    if len(deltas) == 1:
-                        server.kill()
-    finally:
-        server.stop()
+    deltas: list[str] = []
+    with (
+        LlamaServer(tiny_model, tmp_path) as server,
+        llm.open(server.url) as model,
+        pytest.raises(StreamInterruptedError) as caught,
+    ):
+        for event in model.stream(USER, max_tokens=3500):
+            if isinstance(event, TextDelta):
+                deltas.append(event.text)
+                if len(deltas) == 1:
+                    server.kill()
     assert deltas
     assert caught.value.partial == "".join(deltas)
     assert f"127.0.0.1:{server.port}" in str(caught.value)

@@ -79,12 +79,8 @@ def tiny_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _server(tiny: Path, log_dir: Path, chat_format: str | None) -> Iterator[LlamaServer]:
-    server = LlamaServer(tiny, log_dir, chat_format=chat_format)
-    try:
-        server.wait_ready()
+    with LlamaServer(tiny, log_dir, chat_format=chat_format) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module", name="calling_server")

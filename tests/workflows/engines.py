@@ -46,12 +46,8 @@ def in_process(model: Path) -> str:
 def llama_server_fixture(
     tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LlamaServer]:
-    server = LlamaServer(tiny_model_path, tmp_path_factory.mktemp("llama-log"), n_ctx=8192)
-    try:
-        server.wait_ready()
+    with LlamaServer(tiny_model_path, tmp_path_factory.mktemp("llama-log"), n_ctx=8192) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module", name="module_pg_ledger")

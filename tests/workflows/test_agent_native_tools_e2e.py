@@ -50,17 +50,13 @@ Make = Callable[[str], WorkflowSpec]
 def calling_server_fixture(
     tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LlamaServer]:
-    server = LlamaServer(
+    with LlamaServer(
         tiny_model_path,
         tmp_path_factory.mktemp("fc-log"),
         n_ctx=8192,
         chat_format="chatml-function-calling",
-    )
-    try:
-        server.wait_ready()
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def agent(home: Path, name: str, model: dict[str, Any], **fields: Any) -> None:

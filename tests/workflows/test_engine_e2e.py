@@ -178,13 +178,9 @@ def test_budgets_stop_a_step_or_a_run_with_budget_exceeded(
 def test_a_chain_falls_back_when_the_first_provider_is_down(
     home: Path, runs: Runs, workflow: Make, tiny_model_path: Path, tmp_path: Path
 ) -> None:
-    server = LlamaServer(tiny_model_path, tmp_path)
-    try:
-        server.wait_ready()
+    with LlamaServer(tiny_model_path, tmp_path) as server:
         first = server.url
         server.kill()  # down, as a crash leaves it
-    finally:
-        server.stop()
     agent(home, "steady", chain_url(first, in_process(tiny_model_path)), budget={"max_steps": 2})
     spec = workflow("""
         name: steady
