@@ -161,6 +161,7 @@ def test_called_agents_and_failed_steps_count_every_model_token(
     for kind, total in (("prompt_tokens", prompt), ("completion_tokens", completion)):
         assert per_agent["boss"][kind] + per_agent["helper"][kind] == total
     assert per_agent["boss"]["cost"] + per_agent["helper"]["cost"] == pytest.approx(run.cost)
+    assert runs.store.detail(run)["agents"] == list(per_agent.values())  # the only run so far
 
     # A step whose tool fails keeps what its model calls cost; a resume adds the retry.
     agent(home, "clumsy", delegating, tools=["test.flaky"], budget={"max_steps": 2})

@@ -180,38 +180,12 @@ def _totals(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _per_agent(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The agent steps' tokens, cost and latency summed per agent, by name."""
-    agents: dict[str, dict[str, Any]] = {}
-    for step in steps:
-        if not step["agent"]:
-            continue
-        row = agents.setdefault(
-            step["agent"],
-            {
-                "agent": step["agent"],
-                "steps": 0,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "cost": 0.0,
-                "latency_s": 0.0,
-            },
-        )
-        row["steps"] += 1
-        for field in ("prompt_tokens", "completion_tokens", "cost", "latency_s"):
-            row[field] += step[field]
-    for row in agents.values():
-        row["latency_s"] = round(row["latency_s"], 4)
-    return [agents[name] for name in sorted(agents)]
-
-
 @app.command("show")
 def show(ctx: typer.Context, run_id: RunArg, as_json: JsonFlag = False) -> None:
     """A run with its totals, per-agent usage, steps, tool calls, feedback and streamed text."""
     with open_backend(ctx) as backend:
         data = backend.runs.show(run_id)
     data["totals"] = _totals(data)
-    data["agents"] = _per_agent(data["steps"])
     if as_json:
         print_json(data)
         return

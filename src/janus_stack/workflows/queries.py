@@ -191,28 +191,33 @@ class RunQueries:
         ]
 
     def detail(self, record: RunRecord) -> dict[str, Any]:
-        """A run with its steps, tool calls and feedback: what the API and the CLI show."""
+        """A run with its steps, tool calls, feedback and per-agent usage: what the API and the
+        CLI show."""
         data = record.as_dict()
         data["steps"] = [s.as_dict() for s in self.steps(record.id).values()]
         data["tool_calls"] = self.calls(record.id)
         data["feedback"] = self.feedback(record.id)
         data["agent_calls"] = self.agent_calls(record.id)
+        data["agents"] = self.usage("agent", run_id=record.id)
         return data
 
     # -- accounting ----------------------------------------------------------------
 
-    def usage(self, by: str, *, tenant: str | None = None) -> list[dict[str, Any]]:
-        """Tokens, cost and steps summed per ``agent``, ``tenant``, ``workflow`` or ``run``.
+    def usage(
+        self, by: str, *, tenant: str | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Tokens, cost and steps summed per ``agent``, ``tenant``, ``workflow`` or ``run``
+        (of one tenant, or of one run, when given).
 
         A step's row counts everything it spent, the agents it called through
         ``agents.call`` included; per agent, those calls are charged to the
         called agent (``run_agent_calls``), not to the step's agent.
         """
-        rows = self._step_usage(by, tenant)
+        rows = self._step_usage(by, tenant, run_id)
         if by != "agent":
             return rows
         agents = {row["agent"]: {**row, "calls": 0} for row in rows}
-        for name, calls, prompt, completion, cost, caller in self._called_usage(tenant):
+        for name, calls, prompt, completion, cost, caller in self._called_usage(tenant, run_id):
             for agent, sign in ((caller, -1), (name, 1)):
                 row = agents.setdefault(
                     agent,
@@ -232,7 +237,9 @@ class RunQueries:
             agents[name]["calls"] += calls
         return [agents[name] for name in sorted(agents)]
 
-    def _called_usage(self, tenant: str | None) -> list[tuple[str, int, int, int, float, str]]:
+    def _called_usage(
+        self, tenant: str | None, run_id: str | None
+    ) -> list[tuple[str, int, int, int, float, str]]:
         """Usage of called agents, per called agent and the agent of the step that called."""
         joined = AGENT_CALLS.join(
             STEPS,
@@ -253,6 +260,8 @@ class RunQueries:
         )
         if tenant is not None:
             query = query.where(RUNS.c.tenant_id == tenant)
+        if run_id is not None:
+            query = query.where(RUNS.c.id == run_id)
         with self.ledger.engine.connect() as connection:
             rows = connection.execute(query).all()
         return [
@@ -277,7 +286,7 @@ class RunQueries:
             for r in rows
         ]
 
-    def _step_usage(self, by: str, tenant: str | None) -> list[dict[str, Any]]:
+    def _step_usage(self, by: str, tenant: str | None, run_id: str | None) -> list[dict[str, Any]]:
         column = {
             "agent": STEPS.c.agent,
             "tenant": RUNS.c.tenant_id,
@@ -301,6 +310,8 @@ class RunQueries:
             query = query.where(STEPS.c.agent.is_not(None))
         if tenant is not None:
             query = query.where(RUNS.c.tenant_id == tenant)
+        if run_id is not None:
+            query = query.where(RUNS.c.id == run_id)
         with self.ledger.engine.connect() as connection:
             rows = connection.execute(query).all()
         return [
