@@ -34,7 +34,7 @@ from janus_stack.errors import (
     SlotURLError,
 )
 from janus_stack.slots import objects
-from janus_stack.slots.objects import ObjectInfo, ObjectStore, directory
+from janus_stack.slots.objects import ObjectInfo, ObjectStore, durability
 from janus_stack.urls import SlotURL
 from services import (  # noqa: F401 - fixtures
     S3_KEYS,
@@ -451,7 +451,7 @@ def test_directory_sync_without_syncfs_fsyncs_each_deferred_object(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where libc has no ``syncfs`` (not Linux) each deferred object and folder is fsynced."""
-    monkeypatch.setattr(directory, "_syncfs", lambda: None)
+    monkeypatch.setattr(durability, "_syncfs", lambda: None)
     with objects.open(f"file://{tmp_path}/objects") as store:
         kept = store.put(b"kept" * 100, tenant="acme", durable=False)
         gone = store.put(b"gone" * 100, tenant="acme", durable=False)

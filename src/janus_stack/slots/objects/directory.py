@@ -30,22 +30,20 @@ a young store.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import functools
 import io
 import json
 import os
-import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from janus_stack.errors import IntegrityError, NotFoundError, SlotURLError
 from janus_stack.slots.objects import ObjectInfo, ObjectStore
+from janus_stack.slots.objects.durability import fsync_dir, sync_paths
 from janus_stack.slots.objects.spool import STAGING_PREFIX, write_all
 from janus_stack.urls import SlotURL
 
@@ -114,14 +112,14 @@ class DirectoryObjects(ObjectStore):
         if not os.path.isdir(tenant_dir):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(tenant_dir)
-                _fsync_dir(self._root_text)
+                fsync_dir(self._root_text)
             for byte in range(256):
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(os.path.join(tenant_dir, f"{byte:02x}"))
         else:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(shard)
-        _fsync_dir(tenant_dir)
+        fsync_dir(tenant_dir)
 
     # -- the core --------------------------------------------------------------
 
@@ -172,7 +170,7 @@ class DirectoryObjects(ObjectStore):
                 raise
             os.replace(source, final)
         if durable:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         else:
             self._defer(final)
         return info
@@ -195,7 +193,7 @@ class DirectoryObjects(ObjectStore):
         if not pending:
             return
         try:
-            _sync_paths(self._root_text, pending)
+            sync_paths(self._root_text, pending)
         except BaseException:
             with self._unsynced_lock:
                 self._unsynced |= pending
@@ -246,7 +244,7 @@ class DirectoryObjects(ObjectStore):
             os.unlink(path)
         except FileNotFoundError:
             return False
-        _fsync_dir(os.path.dirname(path))
+        fsync_dir(os.path.dirname(path))
         return True
 
     def _list(self, tenant: str, prefix: str) -> Iterator[ObjectInfo]:
@@ -417,46 +415,3 @@ def _shards(folder: str, want: str) -> list[str]:
 def _unlink(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-@functools.cache
-def _syncfs() -> Callable[[int], int] | None:
-    """libc's ``syncfs(fd)`` (Linux), or ``None`` where there is none."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    return function
-
-
-def _sync_paths(root: str, paths: set[str]) -> None:
-    """Make ``paths`` (files under ``root``, one filesystem) and their folders durable."""
-    syncfs = _syncfs()
-    if syncfs is not None:
-        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            if syncfs(fd) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, f"syncfs({root}): {os.strerror(code)}")
-        finally:
-            os.close(fd)
-        return
-    for path in sorted(paths):
-        with contextlib.suppress(FileNotFoundError):  # deleted since: nothing to keep
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    for folder in sorted({os.path.dirname(path) for path in paths}):
-        _fsync_dir(folder)
-
-
-def _fsync_dir(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
