@@ -185,7 +185,12 @@ class WorkerProcess:
 
     def killed(self, timeout: float = 120.0) -> bool:
         """Wait for it to end; whether it died of SIGKILL (sent by a crash plugin)."""
-        self.process.communicate(timeout=timeout)
+        try:
+            self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _out, err = self.process.communicate(timeout=10)
+            pytest.fail(f"janus worker still running after {timeout:g}s; its log:\n{err[-6000:]}")
         return self.process.returncode == -signal.SIGKILL
 
     def kill(self) -> None:

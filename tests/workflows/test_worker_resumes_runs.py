@@ -159,6 +159,23 @@ def test_a_worker_resumes_a_run_killed_in_an_inline_janus_run(
     check_exactly_once(run_id, tmp_path)
 
 
+def killed_while_followed(worker: WorkerProcess, follower: subprocess.Popen[str]) -> bool:
+    """Whether the crash plugin SIGKILLed ``worker``; fails at once, with what both printed,
+    if the ``janus run`` following the run ends first (the run never reached the kill)."""
+    deadline = time.monotonic() + GUARD
+    while worker.process.poll() is None and time.monotonic() < deadline:
+        if follower.poll() is not None:
+            out, err = follower.communicate()
+            worker.process.kill()
+            _out, log = worker.process.communicate(timeout=10)
+            pytest.fail(
+                f"`janus run` ended first ({follower.returncode}): {out}{err}\n"
+                f"the worker's log:\n{log[-6000:]}"
+            )
+        time.sleep(0.1)
+    return worker.killed(max(deadline - time.monotonic(), 1.0))
+
+
 def test_a_worker_resumes_a_run_another_worker_was_killed_in(
     env: dict[str, str], home: Path, tmp_path: Path, relational_url: str
 ) -> None:
@@ -174,7 +191,7 @@ def test_a_worker_resumes_a_run_another_worker_was_killed_in(
     )
     try:
         assert first.started(GUARD)["resumed_runs"] == []
-        assert first.killed(GUARD)  # by the crash plugin, after the call of step two
+        assert killed_while_followed(first, follower)
         run_id = newest_run_id(relational_url)
         assert run_status(relational_url, run_id) == "running"
 
