@@ -586,6 +586,8 @@ def test_openai_url_options_are_checked() -> None:
         llm.open("openai+http://h:1/v1?model=x&temprature=1")
     with pytest.raises(SlotURLError, match="json"):
         llm.open("openai+http://h:1/v1?json=yaml")
+    with pytest.raises(SlotURLError, match="tool_results"):
+        llm.open("openai+http://h:1/v1?tool_results=xml")
     with pytest.raises(SlotURLError, match="api_key"):
         llm.open("openai+http://user:pw@h:1/v1")
 

@@ -21,7 +21,12 @@ offering one tool names it in ``tool_choice`` (a server with grammars
 forces it); several choices are ``required`` — every turn is an action,
 as in the schema path, and text content a server sends anyway counts as
 the answer when ``final`` is offered. The call comes back as the same action dict, so the
-journal, budgets and scopes do not see the difference. A server found to
+journal, budgets and scopes do not see the difference; the conversation
+records it in the OpenAI tool protocol (an assistant ``tool_calls``
+message, then a ``tool`` message with the result), as tool-calling servers
+expect, and a backend without the protocol (a schema turn, the in-process
+engine) gets it rewritten as plain messages. A retry after a bad turn
+stays plain. A server found to
 ignore tools (llama-cpp-python's honours only a named choice) turns the
 model's ``native_tools`` off, and the next turns are schema turns.
 
@@ -63,6 +68,7 @@ from janus_stack.slots.llm import (
     LLMUnavailableError,
     ModelOutputError,
     TextDelta,
+    ToolCall,
 )
 from janus_stack.slots.llm.types import estimate_prompt_tokens
 from janus_stack.telemetry import Telemetry
@@ -103,6 +109,32 @@ class AgentResult:
             "fallbacks": self.fallbacks,
             "tool_calls": self.tool_calls,
         }
+
+
+def _exchange(
+    data: dict[str, Any], outcome: dict[str, Any], call: ToolCall | None, turn: int
+) -> list[dict[str, Any]]:
+    """The messages that record a tool call and its result. A native ``call`` is recorded in
+    the OpenAI tool protocol (an assistant ``tool_calls`` message under the function name
+    offered, then a ``tool`` message answering its id), which tool-calling servers expect
+    back; a JSON turn as its JSON and a user message with the result. Backends without the
+    protocol get it rewritten as the latter (``plain_messages``)."""
+    shown = json.dumps(outcome, ensure_ascii=False, default=str)[:MAX_RESULT_CHARS]
+    if call is None:
+        return [
+            {"role": "assistant", "content": json.dumps(data, ensure_ascii=False)},
+            {"role": "user", "content": f"Result of {data['action']}: {shown}"},
+        ]
+    call_id = call.id or f"call_{turn}_0"  # a server may give none; the id only pairs the two
+    function = {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}
+    return [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": call_id, "type": "function", "function": function}],
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": shown},
+    ]
 
 
 def prompt_of(value: Any) -> tuple[str, list[dict[str, Any]]]:
@@ -194,7 +226,7 @@ class AgentRunner:
         last = agent.max_steps - 1
         required = agent.model.tool_choice == "required"
         prompted = False  # the system prompt describes the current turn's format
-        messages = [
+        messages: list[dict[str, Any]] = [
             {"role": "system", "content": self._system(agent, native=prompted)},
             {"role": "user", "content": text[: MAX_PROMPT_CHARS * 4] or "(no input)"},
         ]
@@ -215,8 +247,11 @@ class AgentRunner:
                 prompted = native
                 messages[0] = {"role": "system", "content": self._system(agent, native=native)}
             decoding = decoding_schema(schema)
+            call: ToolCall | None = None
             if native:
-                data, raw = self._native_turn(agent, model, messages, decoding, meter, io, result)
+                data, raw, call = self._native_turn(
+                    agent, model, messages, decoding, meter, io, result
+                )
             else:
                 completion, raw = self._turn(
                     agent, model, messages, meter, io, result, json_schema=decoding
@@ -242,14 +277,7 @@ class AgentRunner:
             cited = outcome.get("citations")
             if isinstance(cited, list):
                 result.citations.extend(c for c in cited if isinstance(c, dict))
-            messages += [
-                {"role": "assistant", "content": json.dumps(data, ensure_ascii=False)},
-                {
-                    "role": "user",
-                    "content": f"Result of {data['action']}: "
-                    + json.dumps(outcome, ensure_ascii=False, default=str)[:MAX_RESULT_CHARS],
-                },
-            ]
+            messages += _exchange(data, outcome, call, turn)
         raise BudgetExceededError(
             f"agent {agent.name}: budget exceeded: no final answer within "
             f"max_steps={agent.max_steps}"
@@ -262,30 +290,32 @@ class AgentRunner:
         self,
         agent: AgentManifest,
         model: LanguageModel,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         schema: dict[str, Any],
         meter: Meter,
         io: AgentIO,
         result: AgentResult,
-    ) -> tuple[dict[str, Any] | None, str]:
+    ) -> tuple[dict[str, Any] | None, str, ToolCall | None]:
         """One turn through the model's own tool calling, offering the choices of ``schema`` (an
-        action schema as decoded); the action dict and the raw reply."""
+        action schema as decoded); the action dict, the raw reply, and the call acted on (the
+        first; None when the answer came as text), which the conversation records."""
         tools, actions = native_tools(schema, self.toolbox)
         choice = tools[0]["name"] if len(tools) == 1 else "required"
         completion, raw = self._turn(
             agent, model, messages, meter, io, result, tools=tools, tool_choice=choice
         )
         if completion is None:
-            return None, raw
+            return None, raw, None
         calls = [(call.name, call.arguments) for call in completion.tool_calls]
         data = native_action(calls, completion.text, actions)
-        return data, (json.dumps(data, ensure_ascii=False) if calls else raw)
+        first = completion.tool_calls[0] if calls else None
+        return data, (json.dumps(data, ensure_ascii=False) if calls else raw), first
 
     def _turn(
         self,
         agent: AgentManifest,
         model: LanguageModel,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         meter: Meter,
         io: AgentIO,
         result: AgentResult,

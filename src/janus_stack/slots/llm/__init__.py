@@ -5,7 +5,8 @@ stop=None, json_schema=None, timeout=None, tools=None, tool_choice=None) -> Comp
 ``LanguageModel.stream(...) -> Iterator[StreamEvent]``: ``TextDelta`` events
 in order, then one ``Finished`` carrying the same ``Completion`` that
 ``complete`` returns. Messages are plain ``{"role", "content"}`` dicts (roles
-system/user/assistant/tool; optional ``name``/``tool_call_id``) and every
+system/user/assistant/tool; optional ``name``; the OpenAI tool protocol's
+assistant ``tool_calls`` and tool ``tool_call_id``) and every
 argument is validated here, once, before any backend sees it; bad input is
 an ``InvalidInputError`` raised at the call (not at the first ``next()``).
 
@@ -179,7 +180,7 @@ class LanguageModel(Slot):
 
     def complete(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: Sequence[Mapping[str, Any]],
         *,
         max_tokens: int,
         temperature: float = 0.0,
@@ -220,7 +221,7 @@ class LanguageModel(Slot):
 
     def stream(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: Sequence[Mapping[str, Any]],
         *,
         max_tokens: int,
         temperature: float = 0.0,

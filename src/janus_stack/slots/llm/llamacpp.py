@@ -26,7 +26,9 @@ given to llama-cpp-python's own function calling: that honours
 a ChatML prompt that replaces the GGUF's own template (wrong for models
 trained on another), and fails on ``required`` (0.3); the grammar of the
 emulating schema constrains every choice the same way with the model's
-own template.
+own template. For the same reason, messages in the OpenAI tool protocol
+(an assistant's ``tool_calls``, ``tool`` results) are rewritten as plain
+messages (``plain_messages``) for the GGUF's template.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from urllib.parse import unquote, urlsplit
 
 from janus_stack.errors import InvalidInputError, SlotUnavailableError, SlotURLError
 from janus_stack.slots.llm import LanguageModel, json_retries_option
+from janus_stack.slots.llm.tools import plain_messages
 from janus_stack.slots.llm.types import (
     LLMTimeoutError,
     Request,
@@ -150,7 +153,7 @@ class LlamaCppLanguageModel(LanguageModel):
 
         meter = _Meter()
         options: dict[str, Any] = {
-            "messages": [dict(m) for m in request.messages],
+            "messages": list(plain_messages(request.messages)),
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "stop": list(request.stop) or None,

@@ -37,6 +37,17 @@ reaches llama.cpp (``llama-server``, ``python -m llama_cpp.server``), Ollama
   under a streamed ``auto`` (an empty stream) and leaves its ``auto``
   message empty: only a named choice is native there.
 
+* ``tool_results`` — how earlier calls and their results travel back:
+  ``protocol`` (default) sends the OpenAI tool messages (an assistant's
+  ``tool_calls``, ``tool`` results) as they are with ``tools``; ``plain``
+  always rewrites them as role/content messages (``plain_messages``), for
+  servers whose chat templates drop part of the protocol:
+  llama-cpp-python's server (0.3) renders the result but not the call
+  with the GGUF's own template, the call but not the result with
+  ``chatml-function-calling``. A request without ``tools`` (``tools=off``,
+  the emulation, a plain call) always gets plain messages, as a server may
+  refuse or misrender the protocol when it was offered no tools.
+
 Usage: ``stream_options.include_usage`` is requested; a server that rejects
 the option is asked again without it, and one that sends no usage gets
 estimated counts (``Completion.tokens_estimated``). A server that answers a
@@ -57,7 +68,12 @@ import structlog
 from janus_stack.errors import ConfigError, JanusError
 from janus_stack.slots.llm import LanguageModel, json_retries_option
 from janus_stack.slots.llm._sse import DONE, Chunk, iter_events, parse_chunk, parse_whole
-from janus_stack.slots.llm.tools import RawToolCall, StreamedToolCalls, openai_tools
+from janus_stack.slots.llm.tools import (
+    RawToolCall,
+    StreamedToolCalls,
+    openai_tools,
+    plain_messages,
+)
 from janus_stack.slots.llm.types import (
     LLMProtocolError,
     LLMTimeoutError,
@@ -79,6 +95,7 @@ from janus_stack.urls import SlotURL
 
 _JSON_MODES = ("auto", "schema", "object", "off")
 _TOOL_MODES = ("auto", "native", "off")
+_TOOL_RESULTS = ("protocol", "plain")
 
 log = structlog.get_logger("janus.llm")
 
@@ -102,6 +119,7 @@ class OpenAILanguageModel(LanguageModel):
         "json",
         "json_retries",
         "tools",
+        "tool_results",
     }
 
     def __init__(self, url: SlotURL, *, json_retries: int | None = None) -> None:
@@ -119,6 +137,7 @@ class OpenAILanguageModel(LanguageModel):
         tools = choice_param(url, "tools", _TOOL_MODES)
         self._native_tools = tools != "off"
         self._tools_fallback = tools == "auto"
+        self._tool_protocol = choice_param(url, "tool_results", _TOOL_RESULTS) == "protocol"
         self._api_key = query.get("api_key") or None
         self.base_url = base_url(url)
         self._where = self.where
@@ -251,7 +270,11 @@ class OpenAILanguageModel(LanguageModel):
     def _payload(self, request: Request) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self._model_name,
-            "messages": [dict(m) for m in request.messages],
+            "messages": list(
+                request.messages
+                if request.tools and self._tool_protocol
+                else plain_messages(request.messages)
+            ),
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "stream": True,

@@ -16,6 +16,12 @@ those layers stay about their own job.
   fragments a stream sends (or a whole ``message`` holds).
 * ``parse_tool_call`` / ``with_tool_calls`` validate the calls a backend
   produced (``RawToolCall``) into the ``ToolCall``s of a ``Completion``.
+* ``plain_messages`` rewrites a conversation in the OpenAI tool protocol
+  (assistant ``tool_calls``, ``tool`` results) into role/content messages,
+  for every request sent without native tools: the in-process engine, an
+  OpenAI server asked without ``tools`` (``tools=off``, the emulation, a
+  turn that can only answer). A chain hands each provider the same
+  messages, so each backend rewrites them on its own.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any
 from janus_stack.errors import InvalidInputError
 from janus_stack.slots.llm.types import (
     Completion,
+    Message,
     ModelOutputError,
     Request,
     Usage,
@@ -282,3 +289,43 @@ def with_tool_calls(
         text = usage.content
     mode = usage.tool_mode if usage is not None and usage.tool_mode else "native"
     return replace(completion, text=text, tool_calls=tool_calls, tool_mode=mode)
+
+
+# -- the tool protocol for backends without it ----------------------------------
+
+
+def plain_messages(messages: Sequence[Message]) -> tuple[Message, ...]:
+    """``messages`` (validated) without the tool protocol, for a prompt sent without native
+    tools: an assistant's ``tool_calls`` become its content, one ``{"action": NAME,
+    "arguments": {...}}`` JSON line per call, and a ``tool``
+    message becomes the user message ``Result of NAME: CONTENT``, NAME being the function
+    its ``tool_call_id`` called (else its ``name``, else the id). Without tool messages or
+    calls, ``messages`` come back as they are."""
+    if not any(m["role"] == "tool" or "tool_calls" in m for m in messages):
+        return tuple(messages)
+    called: dict[str, str] = {}  # call id -> function name
+    plain: list[Message] = []
+    for message in messages:
+        calls = message.get("tool_calls") or []
+        if calls:
+            called.update((c["id"], c["function"]["name"]) for c in calls)
+            lines = [message["content"]] if message["content"].strip() else []
+            lines += [_call_text(c["function"]) for c in calls]
+            plain.append({"role": "assistant", "content": "\n".join(lines)})
+        elif message["role"] == "tool":
+            call_id = message["tool_call_id"]
+            name = called.get(call_id) or message.get("name") or call_id
+            plain.append({"role": "user", "content": f"Result of {name}: {message['content']}"})
+        else:
+            plain.append(dict(message))
+    return tuple(plain)
+
+
+def _call_text(function: Mapping[str, str]) -> str:
+    """A call as the JSON an emulated call is written in; arguments that are not JSON
+    stay the text they are."""
+    try:
+        arguments: Any = json.loads(function["arguments"] or "{}")
+    except ValueError:
+        arguments = function["arguments"]
+    return json.dumps({"action": function["name"], "arguments": arguments}, ensure_ascii=False)
