@@ -20,7 +20,10 @@ distribution-based ``mean - 3 sd`` to max; rank fusion is in
 ``benchmarks.fusion``), candidates per mode, document-level fusion, Rocchio
 feedback on the dense query from the fused top chunks, a chunk-length prior
 (``gamma * ln tokens``, on each single mode too, so that the comparison
-stays fair), BM25's ``b``, and the per-query oracle of the two single modes.
+stays fair), BM25's ``k1`` and ``b``, a per-query weight predicted from
+query features, a logistic regression over candidate features fit on dev
+(learning to rank, the most any fusion of these two rankings could be
+taught here), and the per-query oracle of the two single modes.
 Run after ``benchmarks.fusion`` has ingested: ``python -m
 benchmarks.fusion_variants --home DIR [--limit N]``.
 """
@@ -121,12 +124,12 @@ class Tenant:
                 (np.array([r for r, _ in entries]), np.array([t for _, t in entries], dtype=float))
             )
 
-    def bm25(self, terms: Sequence[int], b: float, depth: int = DEEP) -> Ranked:
+    def bm25(self, terms: Sequence[int], k1: float, b: float, depth: int = DEEP) -> Ranked:
         scores = np.zeros(len(self.ids))
-        norm = FTS5_K1 * (1 - b + b * self.lengths / self.lengths.mean())
+        norm = k1 * (1 - b + b * self.lengths / self.lengths.mean())
         for term in terms:
             rows, tf = self.postings[term]
-            scores[rows] += self.idf[term] * tf * (FTS5_K1 + 1) / (tf + norm[rows])
+            scores[rows] += self.idf[term] * tf * (k1 + 1) / (tf + norm[rows])
         return _top(scores, depth, positive=True)
 
     def dense(self, vector: Vector, depth: int = DEEP) -> Ranked:
@@ -250,10 +253,116 @@ def doc_level(tenant: Tenant, ranking: Ranked) -> Ranked:
     return list(seen.values())
 
 
-Variant = Callable[[Query, float], list[int]]
+Variant = Callable[[Query, Any], list[int]]
+
+ALPHAS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 
 
-def variants(tenant: Tenant) -> dict[str, tuple[Sequence[float], Variant]]:
+def weighted(tenant: Tenant, q: Query, alpha: float) -> list[int]:
+    """The shipped ``fuse`` with dense weighing ``alpha`` and keyword ``1 - alpha``."""
+    per_mode = {
+        Mode.DENSE: [Candidate(str(r), v) for r, v in tenant.dense(q.vector)[:DEPTH]],
+        Mode.KEYWORD: [Candidate(str(r), v) for r, v in q.keyword[:DEPTH]],
+    }
+    weights = FusionWeights(dense=alpha, keyword=1 - alpha, graph=0.0)
+    return [int(c) for c, _ in fuse(per_mode, weights, K, DEPTH)]
+
+
+def standardised(rows: NDArray[np.float64], like: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``rows`` on the scale of ``like`` (the dev half), with a constant column."""
+    scaled = (rows - like.mean(axis=0)) / (like.std(axis=0) + 1e-9)
+    return np.hstack([scaled, np.ones((len(rows), 1))])
+
+
+def query_features(tenant: Tenant, q: Query) -> list[float]:
+    """What a query's two rankings say about which to trust: scores, gaps, agreement, idf."""
+    dense = [v for _, v in tenant.dense(q.vector)[:K]]
+    keyword = [v for _, v in q.keyword[:K]]
+    idf = [float(tenant.idf[t]) for t in q.terms] or [0.0]
+    agree = {r for r, _ in tenant.dense(q.vector)[:K]} & {r for r, _ in q.keyword[:K]}
+    return [
+        dense[0],
+        dense[0] - dense[1],
+        dense[0] - statistics.fmean(dense),
+        keyword[0] if keyword else 0.0,
+        (keyword[0] - keyword[1]) / keyword[0] if len(keyword) > 1 else 1.0,
+        len(q.keyword) / DEEP,
+        len(agree) / K,
+        len(q.terms),
+        statistics.fmean(idf),
+        max(idf),
+    ]
+
+
+def adaptive_weight(tenant: Tenant, dev: Sequence[Query]) -> Variant:
+    """Per query, the dense weight of ``ALPHAS`` a ridge regression of each weight's nDCG on
+    ``query_features`` (fit on dev) expects to be best."""
+    features = np.array([query_features(tenant, q) for q in dev])
+    gains = np.array([[tenant.ndcg(q, weighted(tenant, q, a)) for a in ALPHAS] for q in dev])
+    x = standardised(features, features)
+    coefficients = np.linalg.solve(x.T @ x + 10 * np.eye(x.shape[1]), x.T @ gains)
+
+    def chosen(q: Query, _: Any) -> list[int]:
+        row = standardised(np.array([query_features(tenant, q)]), features)
+        return weighted(tenant, q, ALPHAS[int((row @ coefficients).argmax())])
+
+    return chosen
+
+
+def candidate_features(tenant: Tenant, q: Query) -> tuple[list[int], NDArray[np.float64]]:
+    """Each candidate of either mode: its normalised score, reciprocal rank and presence per
+    mode, its exact cosine, the product of the normalised scores, and its log length."""
+    dense, keyword = tenant.dense(q.vector)[:DEPTH], q.keyword[:DEPTH]
+    shares = [
+        dict(zip([r for r, _ in m], normalised([v for _, v in m], "minmax"), strict=True))
+        if m
+        else {}
+        for m in (dense, keyword)
+    ]
+    ranks = [{r: n for n, (r, _) in enumerate(m)} for m in (dense, keyword)]
+    rows = list(dict.fromkeys([r for r, _ in dense] + [r for r, _ in keyword]))
+    table = []
+    for row in rows:
+        cosine = float(tenant.vectors[row] @ q.vector)
+        per_mode = [
+            f
+            for share, rank in zip(shares, ranks, strict=True)
+            for f in (share.get(row, 0.0), 1 / (rank.get(row, DEEP) + 1), float(row in rank))
+        ]
+        table.append(
+            [cosine, cosine - dense[0][1], *per_mode, per_mode[0] * per_mode[3],
+             math.log(max(tenant.lengths[row], 1.0))]
+        )  # fmt: skip
+    return rows, np.array(table)
+
+
+def learned_fusion(tenant: Tenant, dev: Sequence[Query]) -> Variant:
+    """Candidates ranked by a logistic regression of relevance on ``candidate_features``, fit
+    on dev (full-batch gradient descent, a light L2 penalty)."""
+    found = [candidate_features(tenant, q) for q in dev]
+    features = np.vstack([f for _, f in found])
+    labels = np.concatenate(
+        [[q.relevant.get(tenant.docs[r] or "", 0) > 0 for r in rows] for q, (rows, _) in
+         zip(dev, found, strict=True)]
+    ).astype(float)  # fmt: skip
+    x = standardised(features, features)
+    coefficients = np.zeros(x.shape[1])
+    for _ in range(3000):
+        predicted = 1 / (1 + np.exp(-(x @ coefficients)))
+        coefficients -= 0.5 * (x.T @ (predicted - labels) / len(labels) + 1e-3 * coefficients)
+
+    def ranked(q: Query, _: Any) -> list[int]:
+        rows, table = candidate_features(tenant, q)
+        scores = standardised(table, features) @ coefficients
+        return [rows[i] for i in np.argsort(-scores, kind="stable")]
+
+    return ranked
+
+
+BM25_GRID = [(k1, b) for k1 in (0.6, 0.9, 1.2, 1.6) for b in (0.2, 0.3, 0.4, 0.5, 0.75)]
+
+
+def variants(tenant: Tenant, dev: Sequence[Query]) -> dict[str, tuple[Sequence[Any], Variant]]:
     """Name → (parameter grid, ranking function); an empty grid: nothing to choose."""
     log_length = np.log(np.maximum(tenant.lengths, 1.0))
 
@@ -284,9 +393,9 @@ def variants(tenant: Tenant) -> dict[str, tuple[Sequence[float], Variant]]:
     return {
         "dense": ((), dense),
         "keyword (FTS5)": ((), keyword_),
-        "keyword, BM25 replica, b chosen on dev": (
-            (0.2, 0.3, 0.4, 0.5, 0.75),
-            lambda q, b: [r for r, _ in tenant.bm25(q.terms, b)],
+        "keyword, BM25 replica, k1 and b chosen on dev": (
+            BM25_GRID,
+            lambda q, p: [r for r, _ in tenant.bm25(q.terms, *p)],
         ),
         "hybrid as shipped (min-max CombSUM, 30 per mode)": ((), lambda q, _: hybrid(q, DEPTH)),
         "hybrid, candidates per mode chosen on dev": ((10, 20, 30, 50, 100), hybrid),
@@ -294,9 +403,17 @@ def variants(tenant: Tenant) -> dict[str, tuple[Sequence[float], Variant]]:
         "hybrid, distribution-based (mean-3sd..max) CombSUM": ((), normalise("dist")),
         "hybrid, document-level fusion": ((), by_document),
         "hybrid + Rocchio on dense from fused top 3, beta on dev": ((0.25, 0.5, 1.0), rocchio),
-        "hybrid, keyword BM25 b chosen on dev": (
-            (0.2, 0.3, 0.4, 0.5, 0.75),
-            lambda q, b: product([tenant.dense(q.vector), tenant.bm25(q.terms, b)], DEPTH),
+        "hybrid, keyword BM25 k1 and b chosen on dev": (
+            BM25_GRID,
+            lambda q, p: product([tenant.dense(q.vector), tenant.bm25(q.terms, *p)], DEPTH),
+        ),
+        "hybrid, per-query dense weight from query features (ridge on dev)": (
+            (),
+            adaptive_weight(tenant, dev),
+        ),
+        "hybrid, learned linear fusion of candidate features (logistic on dev)": (
+            (),
+            learned_fusion(tenant, dev),
         ),
         "dense + length prior (gamma ln tokens), gamma on dev": (
             (0.1, 0.2, 0.3),
@@ -315,11 +432,11 @@ def run(home: Path, limit: int | None) -> dict[str, Any]:
     dev = [q for q in queries if q.dev]
     test = [q for q in queries if not q.dev]
 
-    def score(split: Sequence[Query], variant: Variant, parameter: float) -> float:
+    def score(split: Sequence[Query], variant: Variant, parameter: Any) -> float:
         return statistics.fmean(tenant.ndcg(q, variant(q, parameter)) for q in split)
 
-    table: dict[str, dict[str, float]] = {}
-    for name, (grid, variant) in variants(tenant).items():
+    table: dict[str, dict[str, Any]] = {}
+    for name, (grid, variant) in variants(tenant, dev).items():
         chosen = max(grid, key=lambda p: score(dev, variant, p)) if grid else 0.0
         table[name] = {"dev": score(dev, variant, chosen), "test": score(test, variant, chosen)}
         if grid:
@@ -344,7 +461,7 @@ def show(result: dict[str, Any]) -> None:
     print(f"\nfitz-gov nDCG@10 (dev {sizes['dev']} queries, test {sizes['test']} held out)")
     print(f"{'variant':<60}{'param':>7}{'dev':>8}{'test':>8}")
     for name, row in table.items():
-        parameter = f"{row['parameter']:g}" if "parameter" in row else ""
+        parameter = str(row.get("parameter", ""))
         print(f"{name:<60}{parameter:>7}{100 * row['dev']:>8.1f}{100 * row['test']:>8.1f}")
 
 
