@@ -79,7 +79,7 @@ def test_upgrade_from_empty_is_idempotent_and_matches_the_models(empty: Ledger) 
     assert tables(empty) == set()
 
     migrations.upgrade(empty)
-    assert migrations.current_revision(empty) == migrations.head_revision() == "0009"
+    assert migrations.current_revision(empty) == migrations.head_revision() == "0010"
     assert migrations.is_current(empty)
     assert tables(empty) == set(Base.metadata.tables)
     assert schema_diff(empty) == []

@@ -157,6 +157,14 @@ def test_a_run_of_agents_killed_anywhere_resumes_with_every_effect_once(
     assert [label for label, _key in done].count("act") == 1
     if kill_at == "after_tool:think":  # the replayed agent's call came from the journal
         assert [e["payload"]["step"] for e in audit(run_id, "workflow.tool.reused")] == ["think"]
+        # The killed attempt's model call was paid for: it counts, beside the last attempt's.
+        think = next(s for s in shown["steps"] if s["key"] == "think")
+        (last,) = [e["payload"] for e in audit(run_id, "workflow.step.done")
+                   if e["payload"]["step"] == "think"]  # fmt: skip
+        assert think["attempts"] == 2
+        assert think["prompt_tokens"] > last["prompt_tokens"] > 0
+    for total in ("prompt_tokens", "completion_tokens"):
+        assert shown["usage"][total] == sum(s[total] for s in shown["steps"])
     assert Counter(e["payload"]["step"] for e in audit(run_id, "workflow.step.done")) == STEPS
     verified = cli.invoke(app, ["audit", "verify"])
     assert verified.exit_code == 0, verified.output

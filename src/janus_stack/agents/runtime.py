@@ -84,6 +84,8 @@ class AgentIO:
 
     call_tool: Callable[[str, dict[str, Any]], dict[str, Any]]
     emit: Callable[[str], None] = lambda _text: None
+    # Each model call's prompt and completion tokens and cost, as soon as it is paid for.
+    charged: Callable[[int, int, float], None] = lambda _prompt, _completion, _cost: None
 
 
 @dataclass
@@ -353,12 +355,13 @@ class AgentRunner:
                         event.completion.completion_tokens,
                         meter,
                         result,
+                        io,
                     )
                     return event.completion, event.completion.text
         except ModelOutputError as exc:
             # The text was generated and streamed; count it, then ask again.
             prompt = estimate_prompt_tokens(messages)
-            self._charge(model.where, model.model, prompt, len(parts), meter, result)
+            self._charge(model.where, model.model, prompt, len(parts), meter, result, io)
             return None, exc.text
         except LLMUnavailableError:
             # A call the wall budget cut short (its timeout was what was left of the
@@ -375,12 +378,14 @@ class AgentRunner:
         completion: int,
         meter: Meter,
         result: AgentResult,
+        io: AgentIO,
     ) -> None:
         cost = self.prices.cost(provider, model, prompt, completion)
         self.telemetry.llm_cost(provider, model, cost)
         result.prompt_tokens += prompt
         result.completion_tokens += completion
         result.cost += cost
+        io.charged(prompt, completion, cost)
         meter.charge(prompt + completion, cost)
 
     def _call(self, io: AgentIO, name: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -46,10 +46,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Spend:
-    """What one attempt of a step spent: its own agent's usage and each called agent's."""
+    """What one attempt of a step spent: its own agent's usage and each called agent's, and
+    (``running``) every model call's of any of them so far, which the ledger keeps as the
+    attempt goes, so that a process killed mid-step loses none of it."""
 
     own: Usage = field(default_factory=Usage)
     called: list[tuple[str, Usage]] = field(default_factory=list)
+    running: Usage = field(default_factory=Usage)
 
     def add(self, agent: str, usage: Usage, *, depth: int) -> None:
         if depth == 0:
@@ -164,11 +167,16 @@ class AgentSteps:
             nested = self.engine.registry.get(name)
             return self.agent(writes, nested, text, key, meter, spend, counter, depth=depth + 1)
 
+        def charged(prompt: int, completion: int, cost: float) -> None:
+            spend.running = spend.running + Usage(prompt, completion, cost)
+            self.engine.store.record_attempt_spend(self.run.id, key, spend.running)
+
         io = AgentIO(
             call_tool=lambda name, args: self.tools.call(
                 writes, key, agent, name, args, counter, call_agent=call_agent
             ),
             emit=writer.write,
+            charged=charged,
         )
         result = AgentResult(text="")
         try:

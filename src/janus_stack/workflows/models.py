@@ -83,6 +83,11 @@ class RunStep(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[float] = mapped_column(Float, default=0.0)
+    # The running attempt's usage so far (after each model call); moved into the
+    # totals above when the attempt ends, or when the next one starts after a crash.
+    attempt_prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    attempt_completion_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    attempt_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     latency_s: Mapped[float] = mapped_column(Float, default=0.0)
     cache: Mapped[str | None] = mapped_column(String(8))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -23,7 +23,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Float, Integer, bindparam, insert, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    Float,
+    Integer,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 
 from janus_stack.events import EventDraft, EventLog
 from janus_stack.workflows.records import (
@@ -42,8 +51,30 @@ from janus_stack.workflows.store import RunStore
 
 _STEP = (STEPS.c.run_id == bindparam("b_run"), STEPS.c.step_key == bindparam("b_key"))
 _INSERT_STEP = insert(STEPS)
-_RESTART_STEP = update(STEPS).where(*_STEP).values(attempts=STEPS.c.attempts + 1)
-# A step's usage adds up over its attempts: a failed attempt's spending stays on the step.
+_SETTLED = {"attempt_prompt_tokens": 0, "attempt_completion_tokens": 0, "attempt_cost": 0.0}
+# A step's usage adds up over its attempts: a failed attempt's spending stays on the step,
+# and so does what an attempt killed before its end had spent (its ``attempt_*``), which
+# the next attempt moves into the step's and the run's totals.
+_RESTART_STEP = (
+    update(STEPS)
+    .where(*_STEP)
+    .values(
+        attempts=STEPS.c.attempts + 1,
+        prompt_tokens=STEPS.c.prompt_tokens + STEPS.c.attempt_prompt_tokens,
+        completion_tokens=STEPS.c.completion_tokens + STEPS.c.attempt_completion_tokens,
+        cost=STEPS.c.cost + STEPS.c.attempt_cost,
+        **_SETTLED,
+    )
+)
+_KILLED_SPEND = {
+    column: select(STEPS.c[f"attempt_{column}"]).where(*_STEP).scalar_subquery()
+    for column in ("prompt_tokens", "completion_tokens", "cost")
+}
+_ADD_KILLED_SPEND = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("b_run"))
+    .values({RUNS.c[c]: RUNS.c[c] + spent for c, spent in _KILLED_SPEND.items()})
+)
 _FINISH_STEP = (
     update(STEPS)
     .where(*_STEP)
@@ -51,6 +82,7 @@ _FINISH_STEP = (
         prompt_tokens=STEPS.c.prompt_tokens + bindparam("add_prompt", type_=Integer),
         completion_tokens=STEPS.c.completion_tokens + bindparam("add_completion", type_=Integer),
         cost=STEPS.c.cost + bindparam("add_cost", type_=Float),
+        **_SETTLED,
     )
 )
 _INSERT_AGENT_CALL = insert(AGENT_CALLS)
@@ -96,6 +128,7 @@ class StepWrites:
     ) -> None:
         """The step's row; ``again`` when a crashed attempt left one (another attempt)."""
         if again:
+            self.statements.append((_ADD_KILLED_SPEND, {"b_run": self.run_id, "b_key": key}))
             self.statements.append(
                 (
                     _RESTART_STEP,

@@ -247,6 +247,20 @@ class RunStore(RunQueries):
 
     # -- tokens and feedback -------------------------------------------------------
 
+    def record_attempt_spend(self, run_id: str, key: str, spent: Usage) -> None:
+        """What the running attempt of step ``key`` has spent so far (after each model call):
+        a SIGKILL before the step ends then loses none of it (see ``recorder``)."""
+        with self._write() as c:
+            c.execute(
+                update(STEPS)
+                .where(STEPS.c.run_id == run_id, STEPS.c.step_key == key)
+                .values(
+                    attempt_prompt_tokens=spent.prompt_tokens,
+                    attempt_completion_tokens=spent.completion_tokens,
+                    attempt_cost=spent.cost,
+                )
+            )
+
     def add_tokens(self, run_id: str, key: str, texts: Sequence[str]) -> None:
         if not texts:
             return
