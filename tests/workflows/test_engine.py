@@ -27,6 +27,7 @@ from janus_stack.context import Janus
 from janus_stack.errors import ConflictError
 from janus_stack.workflows.agent_steps import FEEDBACK_HEADING
 from janus_stack.workflows.hooks import Hooks
+from janus_stack.workflows.records import Usage
 from janus_stack.workflows.runs import Runs
 from janus_stack.workflows.spec import WorkflowSpec
 
@@ -320,3 +321,34 @@ def test_a_note_a_crashed_step_took_is_not_delivered_twice(
         ("later", [after["id"]], [after["id"]]),
     ]
     assert runs.janus.events.verify().ok
+
+
+def test_what_a_killed_attempt_spent_counts_toward_the_run_and_its_budget(
+    home: Path, janus: Janus, registry: AgentRegistry, toolbox: Toolbox, workflow: Make
+) -> None:
+    """The model calls an attempt made before the crash were paid for: the next segment adds
+    them to the step and the run (with an event), and the run's budget sees them."""
+    write(home / "agents" / "echo.yaml", "name: echo\ninstructions: repeat\nmodel: none\n")
+    runs = Runs(janus, registry, toolbox, hooks=CrashOnce())
+    runs.register(janus.handlers)
+    try:
+        run_id = runs.create(
+            workflow(NOTED + "    budget: {max_tokens: 800}\n"), {}, tenant="default"
+        )
+        with pytest.raises(Crash):
+            runs.engine.execute(run_id)
+        runs.store.record_attempt_spend(run_id, "think", Usage(600, 400, 0.25))  # its calls
+        runs.store.update_run(run_id, owner=f"{socket.gethostname()}:999999999:dead")
+        runs.resume(run_id)
+        assert runs.engine.execute(run_id) == "budget_exceeded"
+    finally:
+        runs.engine.close()
+
+    run = runs.store.run(run_id)
+    assert (run.prompt_tokens, run.completion_tokens, run.cost) == (600, 400, 0.25)
+    think = runs.store.steps(run_id)["think"]
+    assert (think.prompt_tokens, think.completion_tokens, think.cost) == (600, 400, 0.25)
+    assert runs.store.killed_spend(run_id) == Usage()  # counted once, not again
+    (recovered,) = janus.events.query(subject=f"run:{run_id}", type="workflow.usage.recovered")
+    assert recovered.payload == {"prompt_tokens": 600, "completion_tokens": 400, "cost": 0.25}
+    assert janus.events.verify().ok

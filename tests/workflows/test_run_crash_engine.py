@@ -163,6 +163,10 @@ def test_a_run_of_agents_killed_anywhere_resumes_with_every_effect_once(
                    if e["payload"]["step"] == "think"]  # fmt: skip
         assert think["attempts"] == 2
         assert think["prompt_tokens"] > last["prompt_tokens"] > 0
+        (recovered,) = audit(run_id, "workflow.usage.recovered")
+        assert (
+            think["prompt_tokens"] == last["prompt_tokens"] + recovered["payload"]["prompt_tokens"]
+        )
     for total in ("prompt_tokens", "completion_tokens"):
         assert shown["usage"][total] == sum(s[total] for s in shown["steps"])
     assert Counter(e["payload"]["step"] for e in audit(run_id, "workflow.step.done")) == STEPS

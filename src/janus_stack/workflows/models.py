@@ -84,7 +84,7 @@ class RunStep(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     # The running attempt's usage so far (after each model call); moved into the
-    # totals above when the attempt ends, or when the next one starts after a crash.
+    # totals above when the attempt ends, or when the run's next segment starts after a crash.
     attempt_prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     attempt_completion_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     attempt_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Float,
     Integer,
     bindparam,
+    func,
     insert,
     select,
     update,
@@ -51,29 +52,30 @@ from janus_stack.workflows.store import RunStore
 
 _STEP = (STEPS.c.run_id == bindparam("b_run"), STEPS.c.step_key == bindparam("b_key"))
 _INSERT_STEP = insert(STEPS)
-_SETTLED = {"attempt_prompt_tokens": 0, "attempt_completion_tokens": 0, "attempt_cost": 0.0}
+_RESTART_STEP = update(STEPS).where(*_STEP).values(attempts=STEPS.c.attempts + 1)
 # A step's usage adds up over its attempts: a failed attempt's spending stays on the step,
-# and so does what an attempt killed before its end had spent (its ``attempt_*``), which
-# the next attempt moves into the step's and the run's totals.
-_RESTART_STEP = (
-    update(STEPS)
-    .where(*_STEP)
-    .values(
-        attempts=STEPS.c.attempts + 1,
-        prompt_tokens=STEPS.c.prompt_tokens + STEPS.c.attempt_prompt_tokens,
-        completion_tokens=STEPS.c.completion_tokens + STEPS.c.attempt_completion_tokens,
-        cost=STEPS.c.cost + STEPS.c.attempt_cost,
-        **_SETTLED,
-    )
-)
-_KILLED_SPEND = {
-    column: select(STEPS.c[f"attempt_{column}"]).where(*_STEP).scalar_subquery()
-    for column in ("prompt_tokens", "completion_tokens", "cost")
-}
+# and so does what an attempt killed before its end had spent (its ``attempt_*``, moved into
+# the step's and the run's totals when the run's next segment starts).
+_USAGE = ("prompt_tokens", "completion_tokens", "cost")
+_SETTLED = {f"attempt_{column}": 0 for column in _USAGE}
+_RUN_STEPS = STEPS.c.run_id == bindparam("b_run")
 _ADD_KILLED_SPEND = (
     update(RUNS)
     .where(RUNS.c.id == bindparam("b_run"))
-    .values({RUNS.c[c]: RUNS.c[c] + spent for c, spent in _KILLED_SPEND.items()})
+    .values(
+        {
+            c: RUNS.c[c]
+            + select(func.coalesce(func.sum(STEPS.c[f"attempt_{c}"]), 0))
+            .where(_RUN_STEPS)
+            .scalar_subquery()
+            for c in _USAGE
+        }
+    )
+)
+_SETTLE_KILLED_SPEND = (
+    update(STEPS)
+    .where(_RUN_STEPS)
+    .values({c: STEPS.c[c] + STEPS.c[f"attempt_{c}"] for c in _USAGE} | _SETTLED)
 )
 _FINISH_STEP = (
     update(STEPS)
@@ -128,7 +130,6 @@ class StepWrites:
     ) -> None:
         """The step's row; ``again`` when a crashed attempt left one (another attempt)."""
         if again:
-            self.statements.append((_ADD_KILLED_SPEND, {"b_run": self.run_id, "b_key": key}))
             self.statements.append(
                 (
                     _RESTART_STEP,
@@ -205,6 +206,12 @@ class StepWrites:
                 },
             )
         )
+
+    def settle_killed_spend(self) -> None:
+        """Move what attempts killed before their end spent into the steps' and the run's
+        totals (a segment's start: no attempt of the run is alive)."""
+        self.statements.append((_ADD_KILLED_SPEND, {"b_run": self.run_id}))
+        self.statements.append((_SETTLE_KILLED_SPEND, {"b_run": self.run_id}))
 
     def agent_calls(self, key: str, called: list[tuple[str, Usage]]) -> None:
         """The own usage of each agent the step reached through ``agents.call``."""

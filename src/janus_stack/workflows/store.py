@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from janus_stack.ledger.database import Ledger
@@ -260,6 +260,19 @@ class RunStore(RunQueries):
                     attempt_cost=spent.cost,
                 )
             )
+
+    def killed_spend(self, run_id: str) -> Usage:
+        """What attempts killed before their end spent, not yet in the run's totals: the
+        next attempt of each of those steps adds it (a resumed run's budget counts it)."""
+        with self.ledger.engine.connect() as c:
+            row = c.execute(
+                select(
+                    func.coalesce(func.sum(STEPS.c.attempt_prompt_tokens), 0),
+                    func.coalesce(func.sum(STEPS.c.attempt_completion_tokens), 0),
+                    func.coalesce(func.sum(STEPS.c.attempt_cost), 0.0),
+                ).where(STEPS.c.run_id == run_id)
+            ).one()
+        return Usage(int(row[0]), int(row[1]), float(row[2]))
 
     def add_tokens(self, run_id: str, key: str, texts: Sequence[str]) -> None:
         if not texts:

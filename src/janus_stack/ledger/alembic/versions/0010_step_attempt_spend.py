@@ -4,9 +4,9 @@ A step's usage used to reach the ledger only when the step ended, so the
 model calls of an attempt killed by SIGKILL were paid for and never
 counted. ``run_steps.attempt_*`` holds the running attempt's usage,
 rewritten after every model call; the step's end moves it into the
-step's and the run's totals, and so does the next attempt's start when
-the process died before that. The ORM model is
-``janus_stack.workflows.models.RunStep``.
+step's and the run's totals, and when the process died before that, the
+start of the run's next segment does (event ``workflow.usage.recovered``).
+The ORM model is ``janus_stack.workflows.models.RunStep``.
 
 Revision ID: 0010
 Revises: 0009
