@@ -262,8 +262,8 @@ class RunStore(RunQueries):
             )
 
     def killed_spend(self, run_id: str) -> Usage:
-        """What attempts killed before their end spent, not yet in the run's totals: the
-        next attempt of each of those steps adds it (a resumed run's budget counts it)."""
+        """What attempts killed before their end spent, not yet in the run's totals; the
+        run's next segment settles it (``Execution.settle``), so its budget counts it."""
         with self.ledger.engine.connect() as c:
             row = c.execute(
                 select(
