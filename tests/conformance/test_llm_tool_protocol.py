@@ -33,9 +33,9 @@ from conftest import free_port
 from janus_stack.errors import InvalidInputError
 from janus_stack.slots import llm
 from janus_stack.slots.llm.chain import chain_url
+from janus_stack.slots.llm.messages import check_messages, estimate_prompt_tokens
 from janus_stack.slots.llm.tiny_gguf import write_tiny_gguf
 from janus_stack.slots.llm.tools import plain_messages
-from janus_stack.slots.llm.types import check_messages, estimate_prompt_tokens
 
 LOOKUP: dict[str, Any] = {
     "name": "lookup",

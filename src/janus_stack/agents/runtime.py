@@ -70,7 +70,7 @@ from janus_stack.slots.llm import (
     TextDelta,
     ToolCall,
 )
-from janus_stack.slots.llm.types import estimate_prompt_tokens
+from janus_stack.slots.llm.messages import estimate_prompt_tokens
 from janus_stack.telemetry import Telemetry
 
 MAX_PROMPT_CHARS = 2000

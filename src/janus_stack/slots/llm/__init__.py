@@ -56,6 +56,12 @@ import structlog
 
 from janus_stack.errors import IntegrityError, InvalidInputError, JanusError
 from janus_stack.slots.base import Slot, _describe, load_backend
+from janus_stack.slots.llm.messages import (
+    Message,
+    check_messages,
+    estimate_prompt_tokens,
+    estimate_tokens,
+)
 from janus_stack.slots.llm.tools import (
     RawToolCall,
     Tool,
@@ -72,7 +78,6 @@ from janus_stack.slots.llm.types import (
     LLMProtocolError,
     LLMTimeoutError,
     LLMUnavailableError,
-    Message,
     ModelOutputError,
     Request,
     StreamEvent,
@@ -80,13 +85,10 @@ from janus_stack.slots.llm.types import (
     TextDelta,
     Usage,
     check_max_tokens,
-    check_messages,
     check_schema,
     check_stop,
     check_temperature,
     check_timeout,
-    estimate_prompt_tokens,
-    estimate_tokens,
     parse_json_answer,
 )
 from janus_stack.slots.params import display_url, int_param

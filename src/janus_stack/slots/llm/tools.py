@@ -33,9 +33,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from janus_stack.errors import InvalidInputError
+from janus_stack.slots.llm.messages import Message
 from janus_stack.slots.llm.types import (
     Completion,
-    Message,
     ModelOutputError,
     Request,
     Usage,
