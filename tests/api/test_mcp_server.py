@@ -287,6 +287,37 @@ def test_a_bad_key_is_refused_at_start_up(home: Home, key: str, message: str) ->
     assert read_owner(home.path) is None
 
 
+def test_the_rate_limit_options_set_the_buckets(home: Home) -> None:
+    params = local_server(home, home.keys["acme:reader"])
+    params.args += ["--key-rate", "0.001", "--key-burst", "1"]  # one call, then no refill
+
+    async def work(session: ClientSession) -> tuple[types.CallToolResult, types.CallToolResult]:
+        return await call(session, "search", query="Apollo"), await call(
+            session, "search", query="Apollo"
+        )
+
+    first, second = over_stdio(params, home.path / "mcp.log", work)
+    assert data(first)["hits"]
+    assert error_text(second).startswith("search: rate limit of this key exceeded; retry in ")
+    assert read_owner(home.path) is None
+
+
+def test_rate_limits_are_the_servers_own_in_proxy_mode(home: Home) -> None:
+    done = subprocess.run(
+        [JANUS, "mcp", "--api-key", home.keys["acme:reader"], "--server", "http://127.0.0.1:9",
+         "--tenant-rate", "5"],
+        check=False,
+        env=home_env(home.path),
+        cwd=home.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "rate limits are the server's own" in done.stderr
+
+
 def test_a_signal_stops_stdio_and_releases_the_home(home: Home) -> None:
     """SIGTERM while the client still holds stdin open: closed cleanly, not left hanging."""
     log = home.path / "mcp-signal.log"

@@ -21,6 +21,18 @@ import typer
 from rich.markup import escape
 
 from janus_stack.cli._common import state, stderr
+from janus_stack.cli._limits import (
+    KEY_BURST,
+    KEY_RATE,
+    TENANT_BURST,
+    TENANT_RATE,
+    KeyBurstOption,
+    KeyRateOption,
+    TenantBurstOption,
+    TenantRateOption,
+    defaults,
+    rate_limits,
+)
 from janus_stack.cli._remote import check_server, resolve_key
 from janus_stack.cli.agents import AgentsDirOption
 from janus_stack.config import Settings
@@ -90,6 +102,10 @@ def mcp(
             help="Where run_workflow finds workflows by name, besides JANUS_HOME/workflows.",
         ),
     ] = None,
+    key_rate: KeyRateOption = KEY_RATE,
+    key_burst: KeyBurstOption = KEY_BURST,
+    tenant_rate: TenantRateOption = TENANT_RATE,
+    tenant_burst: TenantBurstOption = TENANT_BURST,
 ) -> None:
     """Serve MCP tools (search, ask, memory, ingest, run_workflow, run_status) and documents."""
     cli = state(ctx)
@@ -102,10 +118,12 @@ def mcp(
     url = server or cli.server
     opening: Callable[[], Awaitable[MemoryBackend]]
     log_level = "warning"
+    limits = rate_limits(key_rate, key_burst, tenant_rate, tenant_burst)
     if url is not None:
-        if agents_dir or workflows_dir:
+        if agents_dir or workflows_dir or not defaults(limits):
             raise ConfigError(
-                "--agents-dir and --workflows-dir are the server's own with --server",
+                "--agents-dir, --workflows-dir and the rate limits are the server's own "
+                "with --server",
                 hint="start `janus serve` with them instead",
             )
         opening = functools.partial(_remote, check_server(url), token)
@@ -116,6 +134,7 @@ def mcp(
         log_level = settings.log_level
         options = ServerOptions(
             warm=False,
+            **limits,
             agents_dirs=tuple(str(p.expanduser().resolve()) for p in agents_dir or []),
             workflows_dirs=tuple(str(p.expanduser().resolve()) for p in workflows_dir or []),
         )

@@ -23,6 +23,17 @@ from typing import Annotated
 import typer
 
 from janus_stack.cli._common import state, stderr
+from janus_stack.cli._limits import (
+    KEY_BURST,
+    KEY_RATE,
+    TENANT_BURST,
+    TENANT_RATE,
+    KeyBurstOption,
+    KeyRateOption,
+    TenantBurstOption,
+    TenantRateOption,
+    rate_limits,
+)
 from janus_stack.cli.agents import AgentsDirOption
 from janus_stack.config import Settings
 from janus_stack.errors import ConfigError
@@ -55,16 +66,10 @@ def serve(
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload accepted.")
     ] = 100.0,
-    key_rate: Annotated[
-        float, typer.Option("--key-rate", min=0.001, help="Requests/s per API key.")
-    ] = 50.0,
-    key_burst: Annotated[int, typer.Option("--key-burst", min=1, help="Burst per key.")] = 100,
-    tenant_rate: Annotated[
-        float, typer.Option("--tenant-rate", min=0.001, help="Requests/s per tenant.")
-    ] = 200.0,
-    tenant_burst: Annotated[
-        int, typer.Option("--tenant-burst", min=1, help="Burst per tenant.")
-    ] = 400,
+    key_rate: KeyRateOption = KEY_RATE,
+    key_burst: KeyBurstOption = KEY_BURST,
+    tenant_rate: TenantRateOption = TENANT_RATE,
+    tenant_burst: TenantBurstOption = TENANT_BURST,
     threads: Annotated[
         int, typer.Option("--threads", min=1, max=256, help="Janus calls running at once.")
     ] = 8,
@@ -117,10 +122,7 @@ def serve(
     settings = cli.settings()
     options = ServerOptions(
         max_upload_bytes=int(max_upload_mb * MiB),
-        key_rate=key_rate,
-        key_burst=key_burst,
-        tenant_rate=tenant_rate,
-        tenant_burst=tenant_burst,
+        **rate_limits(key_rate, key_burst, tenant_rate, tenant_burst),
         threads=threads,
         warm=warm,
         agents_dirs=tuple(str(p.expanduser().resolve()) for p in agents_dir or []),
