@@ -323,6 +323,31 @@ def test_a_note_a_crashed_step_took_is_not_delivered_twice(
     assert runs.janus.events.verify().ok
 
 
+KILLED_SPEND = Usage(600, 400, 0.25)
+
+
+def killed_with_spend(runs: Runs, spec: WorkflowSpec) -> str:
+    """A run killed in step ``think`` after its model calls had cost ``KILLED_SPEND``."""
+    run_id = runs.create(spec, {}, tenant="default")
+    with pytest.raises(Crash):
+        runs.engine.execute(run_id)
+    runs.store.record_attempt_spend(run_id, "think", KILLED_SPEND)  # as its calls recorded it
+    runs.store.update_run(run_id, owner=f"{socket.gethostname()}:999999999:dead")
+    return run_id
+
+
+def counted_once(runs: Runs, run_id: str) -> None:
+    """The killed spend is in the run's and the step's totals, once, with its event."""
+    run = runs.store.run(run_id)
+    assert Usage(run.prompt_tokens, run.completion_tokens, run.cost) == KILLED_SPEND
+    think = runs.store.steps(run_id)["think"]
+    assert Usage(think.prompt_tokens, think.completion_tokens, think.cost) == KILLED_SPEND
+    assert runs.store.killed_spend(run_id) == Usage()
+    (recovered,) = runs.janus.events.query(subject=f"run:{run_id}", type="workflow.usage.recovered")
+    assert recovered.payload == {"prompt_tokens": 600, "completion_tokens": 400, "cost": 0.25}
+    assert runs.janus.events.verify().ok
+
+
 def test_what_a_killed_attempt_spent_counts_toward_the_run_and_its_budget(
     home: Path, janus: Janus, registry: AgentRegistry, toolbox: Toolbox, workflow: Make
 ) -> None:
@@ -332,23 +357,23 @@ def test_what_a_killed_attempt_spent_counts_toward_the_run_and_its_budget(
     runs = Runs(janus, registry, toolbox, hooks=CrashOnce())
     runs.register(janus.handlers)
     try:
-        run_id = runs.create(
-            workflow(NOTED + "    budget: {max_tokens: 800}\n"), {}, tenant="default"
-        )
-        with pytest.raises(Crash):
-            runs.engine.execute(run_id)
-        runs.store.record_attempt_spend(run_id, "think", Usage(600, 400, 0.25))  # its calls
-        runs.store.update_run(run_id, owner=f"{socket.gethostname()}:999999999:dead")
+        run_id = killed_with_spend(runs, workflow(NOTED + "    budget: {max_tokens: 800}\n"))
         runs.resume(run_id)
-        assert runs.engine.execute(run_id) == "budget_exceeded"
+        assert runs.engine.execute(run_id) == "budget_exceeded"  # 1,000 tokens before it ran
     finally:
         runs.engine.close()
+    counted_once(runs, run_id)
 
-    run = runs.store.run(run_id)
-    assert (run.prompt_tokens, run.completion_tokens, run.cost) == (600, 400, 0.25)
-    think = runs.store.steps(run_id)["think"]
-    assert (think.prompt_tokens, think.completion_tokens, think.cost) == (600, 400, 0.25)
-    assert runs.store.killed_spend(run_id) == Usage()  # counted once, not again
-    (recovered,) = janus.events.query(subject=f"run:{run_id}", type="workflow.usage.recovered")
-    assert recovered.payload == {"prompt_tokens": 600, "completion_tokens": 400, "cost": 0.25}
-    assert janus.events.verify().ok
+
+def test_cancelling_a_killed_run_counts_what_it_spent(
+    home: Path, janus: Janus, registry: AgentRegistry, toolbox: Toolbox, workflow: Make
+) -> None:
+    write(home / "agents" / "echo.yaml", "name: echo\ninstructions: repeat\nmodel: none\n")
+    runs = Runs(janus, registry, toolbox, hooks=CrashOnce())
+    runs.register(janus.handlers)
+    try:
+        run_id = killed_with_spend(runs, workflow(NOTED))
+        assert runs.cancel(run_id).status == "cancelled"
+    finally:
+        runs.engine.close()
+    counted_once(runs, run_id)

@@ -43,7 +43,6 @@ from janus_stack.workflows.records import (
     WAITING,
     Note,
     RunRecord,
-    Usage,
 )
 from janus_stack.workflows.spec import (
     END,
@@ -77,9 +76,7 @@ class Execution:
         self.begun = {key: status for key, (status, _output) in states.items()}
         self.done = {key: output for key, (status, output) in states.items() if status == DONE}
         self.recorder = RunRecorder(store, engine.janus.events, run)
-        killed = store.killed_spend(run.id)
-        if killed != Usage():
-            self.settle(killed)
+        killed = self.recorder.settle_killed_spend()
         self.meter = Meter(
             f"run {run.id[:8]} ({spec.name})",
             spec.budget,
@@ -96,20 +93,6 @@ class Execution:
         self.agents = AgentSteps(engine, run, self.tools)
         # Parallel branches start agent steps concurrently; each takes its notes alone.
         self.notes_lock = threading.Lock()
-
-    def settle(self, killed: Usage) -> None:
-        """Count what attempts a crash killed had spent on model calls, with its event."""
-        writes = self.recorder.writes()
-        writes.settle_killed_spend()
-        writes.event(
-            self.recorder.draft(
-                "workflow.usage.recovered",
-                prompt_tokens=killed.prompt_tokens,
-                completion_tokens=killed.completion_tokens,
-                cost=killed.cost,
-            )
-        )
-        self.recorder.commit(writes)
 
     # -- blocks and steps ------------------------------------------------------------
 

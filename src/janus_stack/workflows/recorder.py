@@ -302,6 +302,26 @@ class RunRecorder:
             payload=payload,
         )
 
+    def settle_killed_spend(self) -> Usage:
+        """Count what attempts a crash killed had spent on model calls (the steps' and the
+        run's totals, with a ``workflow.usage.recovered`` event); returns it. For a run no
+        attempt of which is alive: the start of a segment, the cancel of an interrupted run."""
+        killed = self.store.killed_spend(self.run.id)
+        if killed == Usage():
+            return killed
+        writes = self.writes()
+        writes.settle_killed_spend()
+        writes.event(
+            self.draft(
+                "workflow.usage.recovered",
+                prompt_tokens=killed.prompt_tokens,
+                completion_tokens=killed.completion_tokens,
+                cost=killed.cost,
+            )
+        )
+        self.commit(writes)
+        return killed
+
     def event(self, type_: str, **payload: Any) -> None:
         """Append one event now, on its own (no state change goes with it)."""
         writes = self.writes()

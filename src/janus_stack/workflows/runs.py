@@ -25,6 +25,7 @@ from janus_stack.ingest.enqueue import ensure_ingest_tasks
 from janus_stack.slots.queue import TaskHandlers
 from janus_stack.workflows.engine import Engine
 from janus_stack.workflows.hooks import HookChain, Hooks, entry_point_hooks
+from janus_stack.workflows.recorder import RunRecorder
 from janus_stack.workflows.spec import WorkflowSpec
 from janus_stack.workflows.store import (
     CANCELLED,
@@ -183,10 +184,10 @@ class Runs:
             raise _conflict(run, f"run {run.id} is already {run.status}")
         if run.status == RUNNING and run.owner and owner_alive(run.owner):
             self.store.update_run(run.id, control="cancel")
-        else:
-            self.store.transition(
-                run.id, (QUEUED, PAUSED, RUNNING), status=CANCELLED, finished_at=now(), owner=None
-            )
+        elif self.store.transition(
+            run.id, (QUEUED, PAUSED, RUNNING), status=CANCELLED, finished_at=now(), owner=None
+        ):  # no segment will count what a killed attempt spent: count it now
+            RunRecorder(self.store, self.janus.events, run).settle_killed_spend()
         self.event(run, run.tenant, "workflow.run.cancel_requested", actor=actor)
         return self.store.run(run.id)
 
