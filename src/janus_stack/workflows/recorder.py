@@ -13,7 +13,11 @@ any call returns (its result is what a resume reuses), before an agent step
 starts (it may run for minutes; readers should see it), and when a step
 ends (its outcome, the run's totals and their events at once). Adding a
 step's usage to the run returns the run's ``control`` column, so pause and
-cancel requests reach the engine without a query of their own.
+cancel requests reach the engine without a query of their own. Between
+those points only the running attempt's usage is written, after every model
+call (``RunStore.record_attempt_spend``, no event): what a killed attempt
+spent is then settled into the totals, with its event, when the run's next
+segment starts or the run is cancelled (``RunRecorder.settle_killed_spend``).
 
 The statements are built once, with bound parameters, so each execution
 reuses SQLAlchemy's compiled form.
