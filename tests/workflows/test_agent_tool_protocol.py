@@ -3,7 +3,7 @@
 After a native call, the conversation holds an assistant message with
 ``tool_calls`` (the function name offered, the call's id) and a ``tool``
 message with the result; a turn sent without tools gets the same exchange
-as plain messages. llama-cpp-python's server cannot make a native turn
+as plain messages, naming the tool as that turn's JSON schema does. llama-cpp-python's server cannot make a native turn
 after a call (a turn offering a tool and the answer asks ``required``,
 which it cannot do), so the agent talks to a ``ReplayServer`` that plays
 calls recorded from the real server (``chatml-function-calling``, tiny
@@ -140,9 +140,11 @@ def test_native_calls_go_back_in_the_tool_protocol(
     assert exchange[1]["tool_call_id"] == made["id"]
     assert json.loads(exchange[1]["content"])["count"] == 1  # the tool's result
 
-    plain = last["messages"][2:]  # the schema turn: both exchanges as plain messages
+    # The schema turn: both exchanges as plain messages, under the tool's own name, as the
+    # actions of that turn's schema are named.
+    plain = last["messages"][2:]
     assert [m["role"] for m in plain] == ["assistant", "user"] * 2
     assert all(set(m) == {"role", "content"} for m in plain)
-    assert json.loads(plain[0]["content"]) == {"action": "test_effect", "arguments": arguments}
-    assert plain[1]["content"].startswith("Result of test_effect: {")
-    assert json.loads(plain[3]["content"].removeprefix("Result of test_effect: "))["count"] == 2
+    assert json.loads(plain[0]["content"]) == {"action": "test.effect", "arguments": arguments}
+    assert plain[1]["content"].startswith("Result of test.effect: {")
+    assert json.loads(plain[3]["content"].removeprefix("Result of test.effect: "))["count"] == 2

@@ -71,6 +71,7 @@ from janus_stack.slots.llm import (
     ToolCall,
 )
 from janus_stack.slots.llm.messages import estimate_prompt_tokens
+from janus_stack.slots.llm.tools import plain_messages
 from janus_stack.telemetry import Telemetry
 
 MAX_PROMPT_CHARS = 2000
@@ -228,6 +229,7 @@ class AgentRunner:
         last = agent.max_steps - 1
         required = agent.model.tool_choice == "required"
         prompted = False  # the system prompt describes the current turn's format
+        called: dict[str, str] = {}  # function name of a native call -> its tool's name
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": self._system(agent, native=prompted)},
             {"role": "user", "content": text[: MAX_PROMPT_CHARS * 4] or "(no input)"},
@@ -254,9 +256,10 @@ class AgentRunner:
                 data, raw, call = self._native_turn(
                     agent, model, messages, decoding, meter, io, result
                 )
-            else:
+            else:  # earlier native calls shown under the tools' own names, as this turn asks
+                shown = list(plain_messages(messages, called))
                 completion, raw = self._turn(
-                    agent, model, messages, meter, io, result, json_schema=decoding
+                    agent, model, shown, meter, io, result, json_schema=decoding
                 )
                 answer = completion.data if completion is not None else None
                 data = answer if isinstance(answer, dict) else None
@@ -280,6 +283,8 @@ class AgentRunner:
             if isinstance(cited, list):
                 result.citations.extend(c for c in cited if isinstance(c, dict))
             messages += _exchange(data, outcome, call, turn)
+            if call is not None:
+                called[call.name] = data["action"]
         raise BudgetExceededError(
             f"agent {agent.name}: budget exceeded: no final answer within "
             f"max_steps={agent.max_steps}"

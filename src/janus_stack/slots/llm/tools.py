@@ -294,23 +294,31 @@ def with_tool_calls(
 # -- the tool protocol for backends without it ----------------------------------
 
 
-def plain_messages(messages: Sequence[Message]) -> tuple[Message, ...]:
+def plain_messages(
+    messages: Sequence[Message], names: Mapping[str, str] | None = None
+) -> tuple[Message, ...]:
     """``messages`` (validated) without the tool protocol, for a prompt sent without native
     tools: an assistant's ``tool_calls`` become its content, one ``{"action": NAME,
     "arguments": {...}}`` JSON line per call, and a ``tool``
     message becomes the user message ``Result of NAME: CONTENT``, NAME being the function
-    its ``tool_call_id`` called (else its ``name``, else the id). Without tool messages or
+    its ``tool_call_id`` called (else its ``name``, else the id), or what ``names`` maps
+    that function to (the caller's own name for the tool). Without tool messages or
     calls, ``messages`` come back as they are."""
     if not any(m["role"] == "tool" or "tool_calls" in m for m in messages):
         return tuple(messages)
-    called: dict[str, str] = {}  # call id -> function name
+    renamed = names or {}
+    called: dict[str, str] = {}  # call id -> the name shown
     plain: list[Message] = []
     for message in messages:
         calls = message.get("tool_calls") or []
         if calls:
-            called.update((c["id"], c["function"]["name"]) for c in calls)
+            shown = [renamed.get(c["function"]["name"], c["function"]["name"]) for c in calls]
+            called.update((c["id"], name) for c, name in zip(calls, shown, strict=True))
             lines = [message["content"]] if message["content"].strip() else []
-            lines += [_call_text(c["function"]) for c in calls]
+            lines += [
+                _call_text(name, c["function"]["arguments"])
+                for c, name in zip(calls, shown, strict=True)
+            ]
             plain.append({"role": "assistant", "content": "\n".join(lines)})
         elif message["role"] == "tool":
             call_id = message["tool_call_id"]
@@ -321,11 +329,11 @@ def plain_messages(messages: Sequence[Message]) -> tuple[Message, ...]:
     return tuple(plain)
 
 
-def _call_text(function: Mapping[str, str]) -> str:
+def _call_text(name: str, arguments_json: str) -> str:
     """A call as the JSON an emulated call is written in; arguments that are not JSON
     stay the text they are."""
     try:
-        arguments: Any = json.loads(function["arguments"] or "{}")
+        arguments: Any = json.loads(arguments_json or "{}")
     except ValueError:
-        arguments = function["arguments"]
-    return json.dumps({"action": function["name"], "arguments": arguments}, ensure_ascii=False)
+        arguments = arguments_json
+    return json.dumps({"action": name, "arguments": arguments}, ensure_ascii=False)
