@@ -36,6 +36,6 @@ def rate_limits(
     )
 
 
-def defaults(limits: RateLimits) -> bool:
+def unchanged(limits: RateLimits) -> bool:
     """Whether none of ``limits`` was changed from its default."""
     return limits == rate_limits(KEY_RATE, KEY_BURST, TENANT_RATE, TENANT_BURST)

@@ -30,8 +30,8 @@ from janus_stack.cli._limits import (
     KeyRateOption,
     TenantBurstOption,
     TenantRateOption,
-    defaults,
     rate_limits,
+    unchanged,
 )
 from janus_stack.cli._remote import check_server, resolve_key
 from janus_stack.cli.agents import AgentsDirOption
@@ -120,7 +120,7 @@ def mcp(
     log_level = "warning"
     limits = rate_limits(key_rate, key_burst, tenant_rate, tenant_burst)
     if url is not None:
-        if agents_dir or workflows_dir or not defaults(limits):
+        if agents_dir or workflows_dir or not unchanged(limits):
             raise ConfigError(
                 "--agents-dir, --workflows-dir and the rate limits are the server's own "
                 "with --server",
