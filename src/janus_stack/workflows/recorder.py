@@ -33,9 +33,7 @@ from sqlalchemy import (
     Float,
     Integer,
     bindparam,
-    func,
     insert,
-    select,
     update,
 )
 
@@ -62,23 +60,9 @@ _RESTART_STEP = update(STEPS).where(*_STEP).values(attempts=STEPS.c.attempts + 1
 # the step's and the run's totals when the run's next segment starts).
 _USAGE = ("prompt_tokens", "completion_tokens", "cost")
 _SETTLED = {f"attempt_{column}": 0 for column in _USAGE}
-_RUN_STEPS = STEPS.c.run_id == bindparam("b_run")
-_ADD_KILLED_SPEND = (
-    update(RUNS)
-    .where(RUNS.c.id == bindparam("b_run"))
-    .values(
-        {
-            c: RUNS.c[c]
-            + select(func.coalesce(func.sum(STEPS.c[f"attempt_{c}"]), 0))
-            .where(_RUN_STEPS)
-            .scalar_subquery()
-            for c in _USAGE
-        }
-    )
-)
 _SETTLE_KILLED_SPEND = (
     update(STEPS)
-    .where(_RUN_STEPS)
+    .where(STEPS.c.run_id == bindparam("b_run"))
     .values({c: STEPS.c[c] + STEPS.c[f"attempt_{c}"] for c in _USAGE} | _SETTLED)
 )
 _FINISH_STEP = (
@@ -211,11 +195,23 @@ class StepWrites:
             )
         )
 
-    def settle_killed_spend(self) -> None:
-        """Move what attempts killed before their end spent into the steps' and the run's
-        totals (a segment's start: no attempt of the run is alive)."""
-        self.statements.append((_ADD_KILLED_SPEND, {"b_run": self.run_id}))
+    def settle_killed_spend(self, killed: Usage) -> None:
+        """Move ``killed``, what attempts killed before their end spent (the sum of the
+        steps' ``attempt_*``), into the steps' and the run's totals; only for a run no
+        attempt of which is alive, whose ``attempt_*`` cannot change meanwhile."""
         self.statements.append((_SETTLE_KILLED_SPEND, {"b_run": self.run_id}))
+        self.statements.append(
+            (
+                _ADD_USAGE,
+                {
+                    "b_run": self.run_id,
+                    "add_prompt": killed.prompt_tokens,
+                    "add_completion": killed.completion_tokens,
+                    "add_cost": killed.cost,
+                    "updated_at": now(),
+                },
+            )
+        )
 
     def agent_calls(self, key: str, called: list[tuple[str, Usage]]) -> None:
         """The own usage of each agent the step reached through ``agents.call``."""
@@ -314,7 +310,7 @@ class RunRecorder:
         if killed == Usage():
             return killed
         writes = self.writes()
-        writes.settle_killed_spend()
+        writes.settle_killed_spend(killed)
         writes.event(
             self.draft(
                 "workflow.usage.recovered",
