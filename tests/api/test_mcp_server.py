@@ -262,6 +262,20 @@ def test_a_key_sees_only_its_own_tenant(home: Home) -> None:
     local_session(home, "globex:writer", work)
 
 
+def mcp_command(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
+    """``janus mcp ARGS`` on ``home`` with nothing on stdin: what it does before serving."""
+    return subprocess.run(
+        [JANUS, "mcp", *args],
+        check=False,
+        env=home_env(home.path),
+        cwd=home.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 @pytest.mark.parametrize(
     ("key", "message"),
     [
@@ -272,16 +286,7 @@ def test_a_key_sees_only_its_own_tenant(home: Home) -> None:
 )
 def test_a_bad_key_is_refused_at_start_up(home: Home, key: str, message: str) -> None:
     token = home.keys["acme:revoked"] if key == "revoked" else key
-    done = subprocess.run(
-        [JANUS, "mcp", "--api-key", token],
-        check=False,
-        env=home_env(home.path),
-        cwd=home.path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    done = mcp_command(home, "--api-key", token)
     assert done.returncode == 1, done.stderr
     assert message in done.stderr and done.stdout == ""
     assert read_owner(home.path) is None
@@ -303,16 +308,9 @@ def test_the_rate_limit_options_set_the_buckets(home: Home) -> None:
 
 
 def test_rate_limits_are_the_servers_own_in_proxy_mode(home: Home) -> None:
-    done = subprocess.run(
-        [JANUS, "mcp", "--api-key", home.keys["acme:reader"], "--server", "http://127.0.0.1:9",
-         "--tenant-rate", "5"],
-        check=False,
-        env=home_env(home.path),
-        cwd=home.path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
+    done = mcp_command(
+        home, "--api-key", home.keys["acme:reader"], "--server", "http://127.0.0.1:9",
+        "--tenant-rate", "5",
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert "rate limits are the server's own" in done.stderr

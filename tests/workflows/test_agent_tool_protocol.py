@@ -3,11 +3,12 @@
 After a native call, the conversation holds an assistant message with
 ``tool_calls`` (the function name offered, the call's id) and a ``tool``
 message with the result; a turn sent without tools gets the same exchange
-as plain messages, naming the tool as that turn's JSON schema does. llama-cpp-python's server cannot make a native turn
-after a call (a turn offering a tool and the answer asks ``required``,
-which it cannot do), so the agent talks to a ``ReplayServer`` that plays
-calls recorded from the real server (``chatml-function-calling``, tiny
-random GGUF) for what the agent asked, and records every request.
+as plain messages, naming the tool as that turn's JSON schema does.
+llama-cpp-python's server cannot make a native turn after a call (a turn
+offering a tool and the answer asks ``required``, which it cannot do), so
+the agent talks to a ``ReplayServer`` that plays calls recorded from the
+real server (``chatml-function-calling``, tiny random GGUF) for what the
+agent asked, and records every request.
 """
 
 from __future__ import annotations
