@@ -37,7 +37,7 @@ def test_the_query_benchmark_runs(tmp_path: Path) -> None:
     )
     data = json.loads(result.stdout)
     assert data["chunks"] >= 300 and data["bare_p95_ms"] > 0
-    assert {"dense", "keyword", "graph", "hybrid"} <= set(data["p95_ms"])
+    assert {"dense", "keyword", "graph", "hybrid", "hybrid+rerank"} <= set(data["p95_ms"])
 
 
 def test_the_ingest_benchmark_runs(tmp_path: Path) -> None:

@@ -34,10 +34,12 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
 def test_config_file_in_home_is_used_when_cwd_has_none(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "janus.toml").write_text("lock_timeout = 3.5\n")
+    (home / "janus.toml").write_text("lock_timeout = 3.5\nrerank = 0.8\n")
     settings = load_settings(environ={"JANUS_HOME": str(home)}, cwd=tmp_path)
-    assert settings.lock_timeout == 3.5
+    assert settings.lock_timeout == 3.5 and settings.rerank == 0.8
     assert settings.config_file == home / "janus.toml"
+    env = {"JANUS_HOME": str(home), "JANUS_RERANK": "0.5"}
+    assert load_settings(environ=env, cwd=tmp_path).rerank == 0.5
 
 
 @pytest.mark.parametrize(
@@ -51,6 +53,7 @@ def test_config_file_in_home_is_used_when_cwd_has_none(tmp_path: Path) -> None:
         ("lock_timeout = 'soon'\n", "lock_timeout"),
         ("lock_timeout = -1\n", "lock_timeout"),
         ("log_level = 'loud'\n", "log_level"),
+        ("rerank = 1.5\n", "rerank"),
         ("[agent_output]\ncharset = 'emoji'\n", "janus.toml: agent_output: charset"),
         ("agent_output = 5\n", "janus.toml: agent_output: must be a table"),
     ],

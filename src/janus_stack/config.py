@@ -78,6 +78,8 @@ class Settings(BaseModel):
         agent_output: the ``OutputLimits`` fields of agents whose manifest sets
             no ``output`` (validated; the fields left out keep their defaults).
             A plain mapping because the agents package imports this module.
+        rerank: the default share of late-interaction re-ranking in hybrid
+            search, 0 (off, the default) to 1; see ``janus_stack.retrieve.rerank``.
         sources: where each setting came from, for ``janus config show``.
     """
 
@@ -90,6 +92,7 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     otel_endpoint: str | None = None
     agent_output: dict[str, Any] = Field(default_factory=dict)
+    rerank: float = Field(default=0.0, ge=0, le=1)
     config_file: Path | None = None
     sources: dict[str, str] = Field(default_factory=dict)
     _environ: Mapping[str, str] | None = PrivateAttr(default=None)
@@ -119,7 +122,15 @@ class Settings(BaseModel):
         }
 
 
-_TOP_LEVEL = ("home", "tenant", "lock_timeout", "log_level", "otel_endpoint", "agent_output")
+_TOP_LEVEL = (
+    "home",
+    "tenant",
+    "lock_timeout",
+    "log_level",
+    "otel_endpoint",
+    "agent_output",
+    "rerank",
+)
 
 
 def _find_config_file(cwd: Path, home: Path) -> Path | None:

@@ -31,6 +31,7 @@ from janus_stack.errors import (
     SlotUnavailableError,
     SlotURLError,
 )
+from janus_stack.retrieve.rerank import LateInteraction
 from janus_stack.slots import embeddings
 from janus_stack.slots.embeddings import Embedder
 from janus_stack.slots.embeddings.minilm import FEW_TEXTS
@@ -205,6 +206,31 @@ def test_empty_list_gives_empty_array(embedder: Embedder) -> None:
 def test_bad_input_is_refused(embedder: Embedder, bad: Any) -> None:
     with pytest.raises(InvalidInputError):
         embedder.embed(bad)
+
+
+def test_token_vectors_are_the_texts_own_tokens_or_refused(embedder: Embedder) -> None:
+    """Late-interaction re-ranking compares these; a pooled-only backend says it has none."""
+    if not embedder.token_level:
+        with pytest.raises(InvalidInputError, match="pooled vectors only"):
+            embedder.token_vectors(TEXTS)
+        with pytest.raises(InvalidInputError, match="does not give"):
+            LateInteraction(embedder)
+        return
+    long = "a much longer text " * 100
+    vectors = embedder.token_vectors([*TEXTS, long])
+    for text, rows in zip([*TEXTS, long], vectors, strict=True):
+        tokens = min(len(embedder.tokenize_offsets(text)), embedder.max_tokens - 2)
+        assert rows.shape == (tokens, embedder.dim) and rows.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+    # Sorted into length batches, yet each text's vectors are its own.
+    np.testing.assert_allclose(embedder.token_vectors([TEXTS[1]])[0], vectors[1], atol=1e-4)
+    assert embedder.token_vectors([]) == []
+    with pytest.raises(InvalidInputError):
+        embedder.token_vectors(["fine", "  "])
+    late = LateInteraction(embedder)
+    close, far = late.similarities(PARAPHRASE[0], [PARAPHRASE[1], UNRELATED])
+    assert close > far + 0.1
+    assert late.similarities(PARAPHRASE[0], []) == []
 
 
 def test_token_counting_includes_special_tokens(embedder: Embedder) -> None:

@@ -85,8 +85,12 @@ def test_weights_parse_and_refuse_nonsense() -> None:
         "graph": 0.5,
         "rrf_k": 10.0,
         "method": "rrf",
+        "rerank": 0.0,
     }
     assert FusionWeights.parse([]) == FusionWeights()
+    # Unnamed weights keep the defaults given (the settings' rerank weight, say).
+    assert FusionWeights.parse(["graph=0"], FusionWeights(rerank=0.8)).rerank == 0.8
+    assert FusionWeights.parse(["rerank=0"], FusionWeights(rerank=0.8)).rerank == 0.0
     assert FusionWeights().method == "combsum"
     for bad, words in (
         (["graph"], "NUMBER"),
@@ -95,6 +99,9 @@ def test_weights_parse_and_refuse_nonsense() -> None:
         (["dense=nan"], "from 0 to 100"),
         (["dense=-1"], "from 0 to 100"),
         (["method=borda"], "combsum or rrf"),
+        (["rerank=1.5"], "from 0 to 1"),
+        (["rerank=nan"], "from 0 to 1"),
+        (["rerank=much"], "not a number"),
         (["dense=0", "keyword=0", "graph=0"], "at least one mode"),
     ):
         with pytest.raises(InvalidInputError, match=words):

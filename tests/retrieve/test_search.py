@@ -227,6 +227,34 @@ def test_hybrid_weights_change_the_order_and_zero_skips_a_mode(memory: Memory) -
     assert all(set(h.ranks) == {"keyword"} for h in hits)
 
 
+def test_rerank_reorders_the_fused_top_by_late_interaction(memory: Memory) -> None:
+    query = "zorbulite; cultivating backyard vegetables; Elena Petrowa"
+
+    def search(rerank: float, k: int = 10) -> list[Hit]:
+        weights = FusionWeights(rerank=rerank)
+        return Retriever(memory.janus, extractor=memory.extractor, weights=weights).search(
+            query, k=k
+        )
+
+    fused = memory.retriever.search(query, k=10)
+    assert memory.retriever.weights.rerank == memory.janus.settings.rerank == 0
+    assert all("rerank" not in hit.scores for hit in fused)
+    alone = search(1.0)
+    # The same candidates (all of them: fewer than the re-ranked depth), ordered by MaxSim.
+    assert {h.chunk_id for h in alone} == {h.chunk_id for h in fused}
+    similarities = [hit.scores["rerank"] for hit in alone]
+    assert similarities == sorted(similarities, reverse=True)
+    assert [hit.chunk_id for hit in alone] != [hit.chunk_id for hit in fused]
+    for hit in alone:
+        assert set(hit.scores) == {"fused", "rerank", *hit.ranks}
+        assert 0 < hit.scores["rerank"] <= 1
+    # A blend: normalised fused score and MaxSim, half each; k cuts after re-ranking.
+    half = search(0.5)
+    scores = [hit.score for hit in half]
+    assert scores == sorted(scores, reverse=True) and scores[0] <= 1
+    assert [h.chunk_id for h in search(0.5, k=3)] == [h.chunk_id for h in half[:3]]
+
+
 # -- filters and tenants --------------------------------------------------------------
 
 

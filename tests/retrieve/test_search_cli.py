@@ -68,6 +68,13 @@ def test_json_output_has_stable_keys_and_cites_the_path(home: Path) -> None:
         assert between and "Henrik Larsen" in between[0]["text"]
         assert all(r["chunk_ids"] for r in between[0]["relations"])
 
+    args = ("search", "Amara Okafor and Copenhagen", "--k", "2", "--weight", "rerank=0.8")
+    result = janus(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["weights"]["rerank"] == 0.8
+    assert all(0 < hit["scores"]["rerank"] <= 1 for hit in data["hits"])
+
     result = janus("search", "zorbulite", "--mode", "keyword", "--filter", "tags.set=cli", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -95,6 +102,7 @@ def test_table_output_shows_documents_and_paths(home: Path) -> None:
         (["search", "x", "--filter", "colour=red"], "unknown filter field 'colour'"),
         (["search", "x", "--filter", "page=two"], "whole number"),
         (["search", "x", "--weight", "graph=lots"], "not a number"),
+        (["search", "x", "--weight", "rerank=2"], "rerank=2.0 must be from 0 to 1"),
         (["search", "x", "--hops", "7"], "hops must be an integer from 1 to 3"),
     ],
 )

@@ -123,7 +123,7 @@ class LocalBackend:
         weights: list[str],
         hops: int | None,
     ) -> dict[str, Any]:
-        fusion = FusionWeights.parse(weights)
+        fusion = FusionWeights.parse(weights, FusionWeights(rerank=self.home.janus.settings.rerank))
         retriever = Retriever(self.home.janus, weights=fusion, hops=hops)
         started = time.perf_counter()
         hits, entities = retriever.search_linked(

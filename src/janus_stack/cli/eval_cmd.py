@@ -83,9 +83,9 @@ def eval_command(
     chosen = [check_mode(m).value for m in modes.split(",") if m.strip()]
     if not chosen:
         raise InvalidInputError("--modes names no mode", hint="e.g. --modes dense,hybrid")
-    fusion = FusionWeights.parse(weights or [])
-    data = load_dataset(dataset)
     cli = state(ctx)
+    fusion = FusionWeights.parse(weights or [], FusionWeights(rerank=cli.settings().rerank))
+    data = load_dataset(dataset)
     with cli.janus() as janus:
         evaluator = Evaluator(
             janus,

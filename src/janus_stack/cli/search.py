@@ -35,8 +35,9 @@ def search(
         list[str] | None,
         typer.Option(
             "--weight",
-            help="Hybrid fusion: mode=number (dense, keyword, graph, rrf_k) or "
-            "method=combsum|rrf; repeatable.",
+            help="Hybrid fusion: name=number (dense, keyword, graph, rrf_k; rerank from 0 "
+            "to 1 re-orders the fused top 30 by late interaction) or method=combsum|rrf; "
+            "repeatable.",
         ),
     ] = None,
     hops: Annotated[

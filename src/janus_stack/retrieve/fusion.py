@@ -21,9 +21,10 @@ Rocchio feedback on the dense query beat this on the held-out half
 (``benchmarks/fusion_variants.py``); a dense weight predicted per query
 from its features, and a logistic regression over each candidate's
 scores, ranks and length (both fit on the other half) gained 0.2 and 0.7
-points. What would help is the keyword ranking itself: BM25 with
-``k1 = 0.6, b = 0.3`` instead of FTS5's fixed 1.2 and 0.75 lifts hybrid
-search by 1.3 points there.
+points. What helps is re-ranking the fused top candidates by late
+interaction (``rerank`` weight, :mod:`janus_stack.retrieve.rerank`: +2.1
+points), and the keyword ranking itself: BM25 with ``k1 = 0.6, b = 0.3``
+instead of FTS5's fixed 1.2 and 0.75 lifts hybrid search by 1.3 points there.
 Graph weighs the same too, knowingly: on the Wikipedia multi-hop set
 hybrid search then finds every supporting article (18 of 20 questions at
 weight 0.5), whereas on fitz-gov ingested with entities (no multi-hop
@@ -51,18 +52,24 @@ from janus_stack.retrieve.types import SINGLE_MODES, Candidate, Mode
 
 DEFAULT_RRF_K = 60
 METHODS = ("combsum", "rrf")
-_NUMBERS = ("dense", "keyword", "graph", "rrf_k")
+_NUMBERS = ("dense", "keyword", "graph", "rrf_k", "rerank")
 
 
 @dataclass(frozen=True)
 class FusionWeights:
-    """How hybrid search fuses: the method and how much each mode counts (0 skips it)."""
+    """How hybrid search fuses: the method and how much each mode counts (0 skips it).
+
+    ``rerank`` is the share of late-interaction re-ranking in the final
+    order (:mod:`janus_stack.retrieve.rerank`): 0, the default, leaves the
+    fused order as it is; 1 orders the fused top candidates by the re-ranker alone.
+    """
 
     dense: float = 1.0
     keyword: float = 1.0
     graph: float = 1.0
     rrf_k: float = DEFAULT_RRF_K
     method: str = "combsum"
+    rerank: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("dense", "keyword", "graph"):
@@ -77,17 +84,21 @@ class FusionWeights:
             raise InvalidInputError(f"search: rrf_k={self.rrf_k!r} is not a number")
         if not math.isfinite(self.rrf_k) or not 0 <= self.rrf_k <= 10_000:
             raise InvalidInputError(f"search: rrf_k={self.rrf_k} must be from 0 to 10000")
+        if isinstance(self.rerank, bool) or not isinstance(self.rerank, int | float):
+            raise InvalidInputError(f"search: rerank={self.rerank!r} is not a number")
+        if not 0 <= self.rerank <= 1:
+            raise InvalidInputError(f"search: rerank={self.rerank} must be from 0 to 1")
         if self.method not in METHODS:
             raise InvalidInputError(
                 f"search: fusion method {self.method!r} is unknown; choose {' or '.join(METHODS)}"
             )
 
     @classmethod
-    def parse(cls, given: Sequence[str]) -> FusionWeights:
-        """From ``name=value`` strings (the CLI's ``--weight``); unnamed ones keep their default.
+    def parse(cls, given: Sequence[str], defaults: FusionWeights | None = None) -> FusionWeights:
+        """From ``name=value`` strings (the CLI's ``--weight``); unnamed ones keep ``defaults``.
 
-        Names: ``dense``, ``keyword``, ``graph``, ``rrf_k`` (numbers) and
-        ``method`` (``combsum`` or ``rrf``).
+        Names: ``dense``, ``keyword``, ``graph``, ``rrf_k``, ``rerank``
+        (numbers) and ``method`` (``combsum`` or ``rrf``).
         """
         numbers: dict[str, float] = {}
         method: str | None = None
@@ -99,20 +110,21 @@ class FusionWeights:
                 continue
             if not sep or name not in _NUMBERS:
                 raise InvalidInputError(
-                    f"search: weight {item!r} must be written dense|keyword|graph|rrf_k=NUMBER "
-                    f"or method={'|'.join(METHODS)}"
+                    f"search: weight {item!r} must be written "
+                    f"dense|keyword|graph|rrf_k|rerank=NUMBER or method={'|'.join(METHODS)}"
                 )
             try:
                 numbers[name] = float(value)
             except ValueError:
                 raise InvalidInputError(f"search: weight {item!r} is not a number") from None
-        defaults = cls()
+        base = defaults or cls()
         return cls(
-            dense=numbers.get("dense", defaults.dense),
-            keyword=numbers.get("keyword", defaults.keyword),
-            graph=numbers.get("graph", defaults.graph),
-            rrf_k=numbers.get("rrf_k", defaults.rrf_k),
-            method=defaults.method if method is None else method,
+            dense=numbers.get("dense", base.dense),
+            keyword=numbers.get("keyword", base.keyword),
+            graph=numbers.get("graph", base.graph),
+            rrf_k=numbers.get("rrf_k", base.rrf_k),
+            method=base.method if method is None else method,
+            rerank=numbers.get("rerank", base.rerank),
         )
 
     def of(self, mode: Mode) -> float:
@@ -126,6 +138,7 @@ class FusionWeights:
             "graph": self.graph,
             "rrf_k": self.rrf_k,
             "method": self.method,
+            "rerank": self.rerank,
         }
 
 

