@@ -46,7 +46,7 @@ from janus_stack.evaluate import Evaluator, load_dataset, metrics
 from janus_stack.evaluate.datasets import EvalQuery, spread
 from janus_stack.retrieve import FusionWeights, Retriever
 from janus_stack.retrieve.fusion import fuse
-from janus_stack.retrieve.rerank import RERANK_DEPTH, blend, maxsim
+from janus_stack.retrieve.rerank import RERANK_DEPTH, maxsim, reorder
 from janus_stack.retrieve.search import HybridCandidates
 from janus_stack.retrieve.types import Mode
 from janus_stack.slots.embeddings import Vectors
@@ -115,14 +115,13 @@ class TokenVectors:
         queries = janus.embedder.token_vectors([item.query.text for item in judged])
         self.queries = {item.query.id: v for item, v in zip(judged, queries, strict=True)}
 
-    def reranked(self, item: Judged, weights: FusionWeights, weight: float) -> list[str]:
-        """The fused top ``RERANK_DEPTH`` re-ordered as ``Retriever.fuse_hits`` does."""
+    def reranked(self, item: Judged, weights: FusionWeights) -> list[str]:
+        """The top ``K`` of the fused top ``RERANK_DEPTH`` re-ordered as ``Retriever.fuse_hits``."""
         top = fused(item, weights, RERANK_DEPTH)
         query = self.queries[item.query.id]
         late = [maxsim(query, self.chunks[chunk_id]) for chunk_id, _ in top]
-        blended = blend([value for _, value in top], late, weight)
-        order = sorted(range(len(top)), key=lambda i: -blended[i])
-        return [top[i][0] for i in order]
+        weighted = {m: c for m, c in item.found.per_mode.items() if weights.of(m)}
+        return [chunk_id for chunk_id, _ in reorder(top, late, weights, weighted, K)]
 
 
 def score(
@@ -136,7 +135,7 @@ def score(
     values = []
     for item in judged:
         if weights.rerank and tokens is not None:
-            order = tokens.reranked(item, weights, weights.rerank)[:K]
+            order = tokens.reranked(item, weights)
         else:
             order = [chunk_id for chunk_id, _ in fused(item, weights)]
         ranking: dict[str, None] = {}

@@ -9,6 +9,7 @@ from janus_stack.retrieve import Filters, FusionWeights, Mode
 from janus_stack.retrieve.chunks import query_terms, snippet
 from janus_stack.retrieve.fusion import fuse
 from janus_stack.retrieve.keyword import fts5_query
+from janus_stack.retrieve.rerank import reorder
 from janus_stack.retrieve.types import Candidate, check_mode
 
 D, K, G = Mode.DENSE, Mode.KEYWORD, Mode.GRAPH
@@ -75,6 +76,23 @@ def test_every_modes_leader_stays_in_the_top_k() -> None:
         assert top[:2] == ["s1", "s2"] and {"d", "k", "g"} <= set(top)
         # With less room than leaders, the fused order decides.
         assert [chunk for chunk, _ in fuse(rankings, weights, 2)] == ["s1", "s2"]
+
+
+def test_reranking_blends_the_scales_and_keeps_each_modes_leader() -> None:
+    rankings = {D: ranked("a", "b", "c"), G: ranked("g")}
+    fused = [("a", 2.0), ("b", 1.5), ("g", 1.0), ("c", 0.5)]
+    late = [0.2, 0.9, 0.1, 0.6]  # MaxSim: b, then c, resemble the query most
+    alone = FusionWeights(rerank=1.0)
+    assert reorder(fused, late, alone, rankings, 4) == [
+        ("b", 1.0), ("c", 0.625), ("a", 0.125), ("g", 0.0)
+    ]  # fmt: skip
+    # Room for three: graph's leader stays, in place of the weakest that leads no mode;
+    # room for two: the two leaders.
+    assert [c for c, _ in reorder(fused, late, alone, rankings, 3)] == ["b", "a", "g"]
+    assert [c for c, _ in reorder(fused, late, alone, rankings, 2)] == ["a", "g"]
+    half = dict(reorder(fused, late, FusionWeights(rerank=0.5), rankings, 4))
+    assert half == pytest.approx({"b": 0.8333, "a": 0.5625, "c": 0.3125, "g": 0.1667}, abs=1e-4)
+    assert reorder([("a", 1.0)], [0.3], alone, rankings, 1) == [("a", 1.0)]
 
 
 def test_weights_parse_and_refuse_nonsense() -> None:

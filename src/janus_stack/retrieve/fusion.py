@@ -171,7 +171,7 @@ def fuse(
         for candidate, share in zip(ranking, shares, strict=True):
             fused[candidate.chunk_id] = fused.get(candidate.chunk_id, 0.0) + weight * share
     order = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))
-    top = _keep_leaders(order[:k], rankings, weights, k, fused)
+    top = keep_leaders(order[:k], rankings, weights, k, fused)
     return [(chunk_id, fused[chunk_id]) for chunk_id in top]
 
 
@@ -182,7 +182,7 @@ def _min_max(scores: Sequence[float], full: bool) -> list[float]:
     return [(score - low) / (high - low) for score in scores]
 
 
-def _keep_leaders(
+def keep_leaders(
     top: list[str],
     rankings: Mapping[Mode, Sequence[Candidate]],
     weights: FusionWeights,

@@ -15,7 +15,8 @@ always on: a weight ``w`` above zero re-orders the fused top
 
     ``(1 - w) · fused + w · maxsim``
 
-both min-max normalised over those candidates.
+both min-max normalised over those candidates, and keeps fusion's rule
+that every mode's best hit stays in the top ``k``.
 
 Measured with ``python -m benchmarks.fusion`` (weight chosen on half of
 fitz-gov's queries, reported on the other half, nDCG@10): hybrid search
@@ -28,11 +29,13 @@ of the gain is the re-ranker's and fusion adds the rest. A static variant
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from janus_stack.errors import InvalidInputError
+from janus_stack.retrieve.fusion import FusionWeights, keep_leaders
+from janus_stack.retrieve.types import Candidate, Mode
 from janus_stack.slots.embeddings import Embedder, Vectors
 
 RERANK_DEPTH = 30
@@ -65,9 +68,28 @@ def maxsim(query: Vectors, chunk: Vectors) -> float:
     return float((query @ chunk.T).max(axis=1).mean())
 
 
-def blend(fused: Sequence[float], late: Sequence[float], weight: float) -> list[float]:
-    """``(1 - weight) · fused + weight · late``, each min-max normalised first."""
-    return list((1 - weight) * _unit(fused) + weight * _unit(late))
+def reorder(
+    fused: Sequence[tuple[str, float]],
+    late: Sequence[float],
+    weights: FusionWeights,
+    rankings: Mapping[Mode, Sequence[Candidate]],
+    k: int,
+) -> list[tuple[str, float]]:
+    """The top ``k`` of ``fused`` by the blend with ``late`` (its MaxSims), with fusion's rule.
+
+    Each weighted mode's first candidate stays in the top ``k``, as in
+    fusion: the re-ranker scores how much a chunk resembles the query, and
+    the chunk a multi-hop path leads to may resemble it little. On the
+    Wikipedia multi-hop set, re-ranking without the rule lost a supporting
+    article for 2 of 20 questions, with it for 1 (and none without
+    re-ranking), while nDCG@10 went from 98.4 to 99.6.
+    """
+    ids = [chunk_id for chunk_id, _ in fused]
+    values = (1 - weights.rerank) * _unit([v for _, v in fused]) + weights.rerank * _unit(late)
+    scores = dict(zip(ids, (float(v) for v in values), strict=True))
+    order = sorted(ids, key=lambda chunk_id: -scores[chunk_id])
+    top = keep_leaders(order[:k], rankings, weights, k, scores)
+    return [(chunk_id, scores[chunk_id]) for chunk_id in top]
 
 
 def _unit(values: Sequence[float]) -> np.ndarray:

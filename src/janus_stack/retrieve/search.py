@@ -36,7 +36,7 @@ from janus_stack.retrieve.filters import Filters
 from janus_stack.retrieve.fusion import FusionWeights, fuse
 from janus_stack.retrieve.graph import GraphSearch
 from janus_stack.retrieve.linking import EntityLinker, LinkedEntity
-from janus_stack.retrieve.rerank import RERANK_DEPTH, LateInteraction, blend
+from janus_stack.retrieve.rerank import RERANK_DEPTH, LateInteraction, reorder
 from janus_stack.retrieve.types import (
     DEFAULT_K,
     SINGLE_MODES,
@@ -220,15 +220,20 @@ class Retriever:
         }
         terms = query_terms(found.query)
         fused = fuse(per_mode, chosen, max(k, RERANK_DEPTH) if chosen.rerank else k, found.depth)
-        late = self._reranked(found, fused, chosen.rerank) if chosen.rerank else {}
-        if late:
-            fused = sorted(fused, key=lambda item: -late[item[0]][0])[:k]
+        final, late = fused, {}
+        if chosen.rerank and fused:
+            with self.janus.telemetry.span("retrieve.rerank", candidates=len(fused)):
+                similarities = LateInteraction(self.janus.embedder).similarities(
+                    found.query, [found.rows[chunk_id].text for chunk_id, _ in fused]
+                )
+            late = dict(zip([chunk_id for chunk_id, _ in fused], similarities, strict=True))
+            final = reorder(fused, similarities, chosen, per_mode, k)
+        first = dict(fused)
         hits = []
-        for chunk_id, fused_value in fused:
-            scores: dict[str, float] = {"fused": fused_value}
-            value = fused_value
+        for chunk_id, value in final:
+            scores: dict[str, float] = {"fused": first[chunk_id]}
             if late:
-                value, scores["rerank"] = late[chunk_id]
+                scores["rerank"] = late[chunk_id]
             ranks: dict[str, int] = {}
             paths: tuple[GraphPath, ...] = ()
             for mode, candidates in per_mode.items():
@@ -239,20 +244,6 @@ class Retriever:
                     paths = paths or candidates[rank - 1].paths
             hits.append(_hit(found.rows[chunk_id], terms, value, scores, ranks, paths))
         return hits
-
-    def _reranked(
-        self, found: HybridCandidates, fused: Sequence[tuple[str, float]], weight: float
-    ) -> dict[str, tuple[float, float]]:
-        """Each fused chunk's blended score and MaxSim, in one run of the embedding model."""
-        with self.janus.telemetry.span("retrieve.rerank", candidates=len(fused)):
-            late = LateInteraction(self.janus.embedder).similarities(
-                found.query, [found.rows[chunk_id].text for chunk_id, _ in fused]
-            )
-        blended = blend([value for _, value in fused], late, weight)
-        return {
-            chunk_id: (score, similarity)
-            for (chunk_id, _), score, similarity in zip(fused, blended, late, strict=True)
-        }
 
     def _gather(
         self,
