@@ -8,7 +8,7 @@ The embedder's own contextual token vectors can be compared instead, as
 ColBERT does (MaxSim): each query token is matched with the chunk token most
 like it, and the chunk scores the mean of those cosines. No other model,
 no training; the price is running the embedding model over the candidates
-at query time (about 0.4 s for 30 fitz-gov chunks on 2 cores, against
+at query time (about 0.5 s for 30 fitz-gov chunks on 2 cores, against
 ≈20 ms for the rest of hybrid search), so re-ranking is asked for, not
 always on: a weight ``w`` above zero re-orders the fused top
 ``max(k, RERANK_DEPTH)`` by
