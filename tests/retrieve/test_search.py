@@ -20,6 +20,8 @@ from retrieve_corpus import (  # noqa: F401 - fixtures
 )
 from sqlalchemy import select
 
+from janus_stack.config import load_settings
+from janus_stack.context import Janus
 from janus_stack.errors import InvalidInputError, JanusError, NotFoundError
 from janus_stack.ingest.documents import document_key
 from janus_stack.ingest.removal import delete_document
@@ -253,6 +255,14 @@ def test_rerank_reorders_the_fused_top_by_late_interaction(memory: Memory) -> No
     scores = [hit.score for hit in half]
     assert scores == sorted(scores, reverse=True) and scores[0] <= 1
     assert [h.chunk_id for h in search(0.5, k=3)] == [h.chunk_id for h in half[:3]]
+
+
+def test_the_settings_rerank_weight_is_every_retrievers_default(tmp_path: Path) -> None:
+    settings = load_settings({"home": str(tmp_path), "rerank": 0.8}, environ={}, cwd=tmp_path)
+    with Janus(settings) as janus:
+        assert Retriever(janus).weights == FusionWeights(rerank=0.8)
+        given = FusionWeights(keyword=0.5)
+        assert Retriever(janus, weights=given).weights is given
 
 
 # -- filters and tenants --------------------------------------------------------------
