@@ -37,7 +37,7 @@ from janus_stack.cli._limits import (
 from janus_stack.cli.agents import AgentsDirOption
 from janus_stack.config import Settings
 from janus_stack.errors import ConfigError
-from janus_stack.slots import graph, vectors
+from janus_stack.slots import embeddings, graph, vectors
 
 
 def single_writer_slots(settings: Settings) -> list[str]:
@@ -132,6 +132,7 @@ def serve(
         metrics_host=metrics_host,
     )
     log_level = settings.log_level
+    _check_reranking(settings)
     if metrics_port is not None:
         if workers > 1:
             raise ConfigError(
@@ -177,3 +178,17 @@ def serve(
         access_log=access_log,
         timeout_graceful_shutdown=30,
     )
+
+
+def _check_reranking(settings: Settings) -> None:
+    """Refuse to serve re-ranked search without token vectors: every hybrid search would
+    fail, each with the client's error (400), for what is the server's configuration."""
+    if not settings.rerank:
+        return
+    embedder = embeddings.open(settings.slot_url("embeddings"))  # constructed, not opened
+    if not embedder.token_level:
+        raise ConfigError(
+            f"rerank = {settings.rerank:g} re-ranks hybrid search by token vectors, which the "
+            f"embeddings slot ({embedder.backend}) does not give",
+            hint="set rerank = 0, or use the in-process embedder (minilm://)",
+        )
