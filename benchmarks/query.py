@@ -20,7 +20,7 @@ entities, so each mode's latency includes everything but an LLM. Measured:
 
 * p50/p95 of ``Retriever.search(k=10)`` per mode, one client, and of
   hybrid search with late-interaction re-ranking (``hybrid+rerank``, weight
-  0.8), which runs the embedding model over the fused top 30 chunks: an
+  0.8), which runs the embedding model over the fused top 20 chunks: an
   option with its own cost, outside the goal below;
 * queries/s per mode with 4 concurrent clients (threads sharing one ``Janus``);
 * the bare baseline: the vector slot's ``search`` (top 10, tenant filter)

@@ -36,7 +36,7 @@ def search(
         typer.Option(
             "--weight",
             help="Hybrid fusion: name=number (dense, keyword, graph, rrf_k; rerank from 0 "
-            "to 1 re-orders the fused top 30 by late interaction) or method=combsum|rrf; "
+            "to 1 re-orders the fused top 20 by late interaction) or method=combsum|rrf; "
             "repeatable.",
         ),
     ] = None,

@@ -22,7 +22,7 @@ Rocchio feedback on the dense query beat this on the held-out half
 from its features, and a logistic regression over each candidate's
 scores, ranks and length (both fit on the other half) gained 0.2 and 0.7
 points. What helps is re-ranking the fused top candidates by late
-interaction (``rerank`` weight, :mod:`janus_stack.retrieve.rerank`: +2.1
+interaction (``rerank`` weight, :mod:`janus_stack.retrieve.rerank`: +2.0
 points), and the keyword ranking itself: BM25 with ``k1 = 0.6, b = 0.3``
 instead of FTS5's fixed 1.2 and 0.75 lifts hybrid search by 1.3 points there.
 Graph weighs the same too, knowingly: on the Wikipedia multi-hop set
