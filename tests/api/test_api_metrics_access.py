@@ -107,15 +107,21 @@ def test_a_separate_port_serves_them_without_a_key(serving: Server) -> None:
 
 def test_settings_that_cannot_work_are_refused(home: tuple[Path, dict[str, str]]) -> None:
     path, _tokens = home
+    # An embedder that gives no token vectors cannot re-rank: refused before any slot opens.
+    pooled = {
+        "JANUS_EMBEDDINGS_URL": "openai+http://127.0.0.1:9/v1?model=m&dim=384",
+        "JANUS_RERANK": "0.8",
+    }
     cases = [
-        (["--metrics-auth", "off"], "leaves /metrics nowhere"),
-        (["--metrics-auth", "sometimes"], "sometimes"),
-        (["--workers", "2", "--metrics-port", "9465"], "--metrics-port serves one process"),
+        (["--metrics-auth", "off"], {}, "leaves /metrics nowhere"),
+        (["--metrics-auth", "sometimes"], {}, "sometimes"),
+        (["--workers", "2", "--metrics-port", "9465"], {}, "--metrics-port serves one process"),
+        ([], pooled, "rerank = 0.8 re-ranks hybrid search by token vectors"),
     ]
-    for args, message in cases:
+    for args, extra, message in cases:
         done = subprocess.run(
             [JANUS, "serve", "--no-warm", "--port", str(free_port()), *args],
-            env=home_env(path),
+            env=home_env(path) | extra,
             cwd=path,
             capture_output=True,
             text=True,
@@ -123,4 +129,4 @@ def test_settings_that_cannot_work_are_refused(home: tuple[Path, dict[str, str]]
             check=False,
         )
         assert done.returncode != 0, done.stdout
-        assert message in done.stderr, done.stderr
+        assert message in " ".join(done.stderr.split()), done.stderr

@@ -233,31 +233,6 @@ def test_token_vectors_are_the_texts_own_tokens_or_refused(embedder: Embedder) -
     assert late.similarities(PARAPHRASE[0], []) == []
 
 
-def test_a_server_told_to_rerank_without_token_vectors_refuses_to_start(
-    server_url: str, tmp_path: Any
-) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JANUS_")}
-    env |= {
-        "JANUS_HOME": str(tmp_path),
-        "JANUS_EMBEDDINGS_URL": f"{server_url}&dim=384",
-        "JANUS_TEST_EMBED_KEY": API_KEY,
-        "JANUS_RERANK": "0.8",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "janus_stack", "serve", "--no-warm", "--port", str(free_port())],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode != 0, done.stdout
-    message = " ".join(done.stderr.split())
-    assert "rerank = 0.8 re-ranks hybrid search by token vectors" in message, done.stderr
-    assert "(openai) does not give" in message and "Traceback" not in done.stderr
-
-
 def test_token_counting_includes_special_tokens(embedder: Embedder) -> None:
     assert embedder.max_tokens == 256
     counts = embedder.count_tokens(["", "hello world", "Hello, world!"])
