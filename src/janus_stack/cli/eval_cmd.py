@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from janus_stack.cli._common import JsonFlag, print_json, state, stderr, stdout
+from janus_stack.cli.search import WeightOption
 from janus_stack.errors import InvalidInputError
 from janus_stack.evaluate import BUILTIN, EvalReport, Evaluator, load_dataset
 from janus_stack.evaluate.builtin import DESCRIPTIONS
@@ -50,14 +51,7 @@ def eval_command(
             show_default=False,
         ),
     ] = None,
-    weights: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--weight",
-            help="Hybrid fusion: mode=number (dense, keyword, graph, rrf_k) or "
-            "method=combsum|rrf; repeatable.",
-        ),
-    ] = None,
+    weights: WeightOption = None,
     qa: Annotated[
         bool, typer.Option("--qa/--no-qa", help="Also score answers when the set has them.")
     ] = True,

@@ -16,6 +16,15 @@ from janus_stack.retrieve.types import DEFAULT_K, MAX_K, check_k, check_mode, ch
 
 _SHORT = {"dense": "d", "keyword": "k", "graph": "g"}
 
+WeightOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--weight",
+        help="Hybrid fusion: name=number (dense, keyword, graph, rrf_k; rerank from 0 to 1 "
+        "re-orders the fused top 20 by late interaction) or method=combsum|rrf; repeatable.",
+    ),
+]
+
 
 def search(
     ctx: typer.Context,
@@ -31,15 +40,7 @@ def search(
             "--filter", "-f", help=f"field=value, repeatable; fields: {', '.join(FIELDS)}."
         ),
     ] = None,
-    weights: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--weight",
-            help="Hybrid fusion: name=number (dense, keyword, graph, rrf_k; rerank from 0 "
-            "to 1 re-orders the fused top 20 by late interaction) or method=combsum|rrf; "
-            "repeatable.",
-        ),
-    ] = None,
+    weights: WeightOption = None,
     hops: Annotated[
         int | None,
         typer.Option(
