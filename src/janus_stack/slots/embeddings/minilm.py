@@ -43,6 +43,7 @@ import importlib.metadata
 import logging
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -281,12 +282,7 @@ class MiniLMEmbedder(Embedder):
         self._torch_model = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.floating]:
-        session = self._few_texts_session() if len(texts) <= FEW_TEXTS else self._session
-        if self.quantize == "int8":
-            # Dynamic quantisation scales activations per tensor, i.e. per batch (padding
-            # included): one text per run keeps a text's vector independent of its batch.
-            return np.concatenate([self._embed_together([text], session) for text in texts])
-        return self._embed_together(texts, session)
+        return np.concatenate([mean_pool(hidden, mask) for hidden, mask in self._runs(texts)])
 
     def _few_texts_session(self) -> Any:
         """The one-thread session for small calls (see ``FEW_TEXTS``), made on first use."""
@@ -297,21 +293,24 @@ class MiniLMEmbedder(Embedder):
                 self._few_session = self._onnx_session(1)
             return self._few_session
 
-    def _embed_together(self, texts: list[str], session: Any) -> NDArray[np.floating]:
-        hidden, mask = self._hidden(texts, session)
-        return mean_pool(hidden, mask)
-
     def _token_states(self, texts: list[str]) -> list[NDArray[np.floating]]:
-        session = self._few_texts_session() if len(texts) <= FEW_TEXTS else self._session
-        # One text per run under int8 activations, as in ``_embed_batch``.
-        groups = [[text] for text in texts] if self.quantize == "int8" else [texts]
         states: list[NDArray[np.floating]] = []
-        for group in groups:
-            hidden, mask = self._hidden(group, session)
+        for hidden, mask in self._runs(texts):
             for rows, used in zip(hidden, mask.sum(axis=1), strict=True):
                 # [CLS] first and [SEP] last: the text's own tokens lie between them.
                 states.append(rows[1 : int(used) - 1])
         return states
+
+    def _runs(self, texts: list[str]) -> Iterator[tuple[NDArray[np.floating], NDArray[np.int64]]]:
+        """The model's token states and mask for ``texts``, run by run.
+
+        Dynamic quantisation scales activations per tensor, i.e. per batch
+        (padding included): under ``quantize=int8`` each text has a run of its
+        own, so that its vectors do not depend on its batch.
+        """
+        session = self._few_texts_session() if len(texts) <= FEW_TEXTS else self._session
+        for group in [[text] for text in texts] if self.quantize == "int8" else [texts]:
+            yield self._hidden(group, session)
 
     def _hidden(
         self, texts: list[str], session: Any
