@@ -48,8 +48,8 @@ from janus_stack.config import load_settings
 from janus_stack.context import Janus
 from janus_stack.evaluate import Evaluator, load_dataset, metrics
 from janus_stack.evaluate.datasets import spread
-from janus_stack.retrieve import FusionWeights, Hit, keyword
-from janus_stack.retrieve.chunks import ChunkRow, load_chunks, query_terms
+from janus_stack.retrieve import FusionWeights, keyword
+from janus_stack.retrieve.chunks import load_chunks, query_terms
 from janus_stack.retrieve.filters import Filters
 from janus_stack.retrieve.fusion import fuse
 from janus_stack.retrieve.types import Candidate, Mode
@@ -96,7 +96,7 @@ class Tenant:
             self.ids.append(point.id)
             vectors.append(point.vector)
             texts.append(row.text)
-            self.docs.append(evaluator.dataset.corpus.doc_of(_as_hit(row)))
+            self.docs.append(evaluator.dataset.corpus.doc_of(row.as_hit()))
         self.row_of = {chunk_id: n for n, chunk_id in enumerate(self.ids)}
         self.vectors = np.asarray(vectors, dtype=np.float32)
         self.vocabulary: dict[str, int] = {}
@@ -143,24 +143,6 @@ class Tenant:
             if doc is not None:
                 ranking.setdefault(doc, None)
         return metrics.ndcg_at_k(list(ranking), query.relevant, K)
-
-
-def _as_hit(row: ChunkRow) -> Hit:
-    return Hit(
-        chunk_id=row.chunk_id,
-        doc_id=row.doc_id,
-        document_id=row.document_id,
-        title=row.title,
-        source=row.source,
-        sub_id=row.sub_id,
-        version=row.version,
-        ordinal=row.ordinal,
-        page=row.page,
-        heading_path=row.heading_path,
-        text=row.text,
-        snippet="",
-        score=0.0,
-    )
 
 
 def _tokens(texts: Sequence[str]) -> list[tuple[str, int]]:

@@ -9,7 +9,7 @@ the document's title, source and version come from there too.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Select, and_, select
@@ -19,6 +19,7 @@ from janus_stack.ids import check_tenant
 from janus_stack.ledger.database import Ledger
 from janus_stack.ledger.models import Chunk, Document, DocumentVersion, Tenant
 from janus_stack.retrieve.filters import Filters
+from janus_stack.retrieve.types import GraphPath, Hit
 
 SNIPPET_CHARS = 240
 _BATCH = 500
@@ -50,6 +51,34 @@ class ChunkRow:
     heading_path: tuple[str, ...]
     text: str
     text_sha256: str
+
+    def as_hit(
+        self,
+        terms: Sequence[str] = (),
+        score: float = 0.0,
+        scores: Mapping[str, float] | None = None,
+        ranks: Mapping[str, int] | None = None,
+        paths: tuple[GraphPath, ...] = (),
+    ) -> Hit:
+        """This chunk as a search hit: its citation, and a snippet around the first of ``terms``."""
+        return Hit(
+            chunk_id=self.chunk_id,
+            doc_id=self.doc_id,
+            document_id=self.document_id,
+            title=self.title,
+            source=self.source,
+            sub_id=self.sub_id,
+            version=self.version,
+            ordinal=self.ordinal,
+            page=self.page,
+            heading_path=self.heading_path,
+            text=self.text,
+            snippet=snippet(self.text, terms),
+            score=score,
+            scores=dict(scores or {}),
+            ranks=dict(ranks or {}),
+            paths=paths,
+        )
 
 
 def check_known_tenant(ledger: Ledger, tenant: object) -> str:

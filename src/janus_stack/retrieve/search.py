@@ -30,7 +30,6 @@ from janus_stack.retrieve.chunks import (
     check_known_tenant,
     load_chunks,
     query_terms,
-    snippet,
 )
 from janus_stack.retrieve.filters import Filters
 from janus_stack.retrieve.fusion import FusionWeights, fuse
@@ -172,7 +171,7 @@ class Retriever:
         rows, ranked = self._checked(tenant, found, filters)
         terms = query_terms(query)
         return [
-            _hit(rows[c.chunk_id], terms, c.score, {mode.value: c.score}, {mode.value: i}, c.paths)
+            rows[c.chunk_id].as_hit(terms, c.score, {mode.value: c.score}, {mode.value: i}, c.paths)
             for i, c in enumerate(ranked[:k], start=1)
         ]
 
@@ -242,7 +241,7 @@ class Retriever:
                     scores[mode.value] = candidates[rank - 1].score
                     ranks[mode.value] = rank
                     paths = paths or candidates[rank - 1].paths
-            hits.append(_hit(found.rows[chunk_id], terms, value, scores, ranks, paths))
+            hits.append(found.rows[chunk_id].as_hit(terms, value, scores, ranks, paths))
         return hits
 
     def _gather(
@@ -374,31 +373,3 @@ def _dedupe_across(
                 kept.append(Candidate(first, candidate.score, candidate.paths))
         result[mode] = kept
     return result
-
-
-def _hit(
-    row: ChunkRow,
-    terms: Sequence[str],
-    score: float,
-    scores: Mapping[str, float],
-    ranks: Mapping[str, int],
-    paths: tuple[GraphPath, ...] = (),
-) -> Hit:
-    return Hit(
-        chunk_id=row.chunk_id,
-        doc_id=row.doc_id,
-        document_id=row.document_id,
-        title=row.title,
-        source=row.source,
-        sub_id=row.sub_id,
-        version=row.version,
-        ordinal=row.ordinal,
-        page=row.page,
-        heading_path=row.heading_path,
-        text=row.text,
-        snippet=snippet(row.text, terms),
-        score=score,
-        scores=dict(scores),
-        ranks=dict(ranks),
-        paths=paths,
-    )
