@@ -48,7 +48,7 @@ from janus_stack.retrieve import FusionWeights, Retriever
 from janus_stack.retrieve.fusion import fuse
 from janus_stack.retrieve.rerank import RERANK_DEPTH, maxsim, reorder
 from janus_stack.retrieve.search import HybridCandidates
-from janus_stack.retrieve.types import Mode
+from janus_stack.retrieve.types import Candidate, Mode
 from janus_stack.slots.embeddings import Vectors
 
 K = 10
@@ -93,10 +93,14 @@ def grid(graph: bool) -> list[FusionWeights]:
     return settings
 
 
+def weighted(item: Judged, weights: FusionWeights) -> dict[Mode, list[Candidate]]:
+    """The candidates of the modes ``weights`` counts, as ``Retriever.fuse_hits`` takes them."""
+    return {m: c for m, c in item.found.per_mode.items() if weights.of(m)}
+
+
 def fused(item: Judged, weights: FusionWeights, k: int = K) -> list[tuple[str, float]]:
     """``fuse`` on the weighted modes' candidates, as in ``Retriever.fuse_hits``."""
-    weighted = {m: c for m, c in item.found.per_mode.items() if weights.of(m)}
-    return fuse(weighted, weights, k, item.found.depth)
+    return fuse(weighted(item, weights), weights, k, item.found.depth)
 
 
 class TokenVectors:
@@ -120,8 +124,8 @@ class TokenVectors:
         top = fused(item, weights, RERANK_DEPTH)
         query = self.queries[item.query.id]
         late = [maxsim(query, self.chunks[chunk_id]) for chunk_id, _ in top]
-        weighted = {m: c for m, c in item.found.per_mode.items() if weights.of(m)}
-        return [chunk_id for chunk_id, _ in reorder(top, late, weights, weighted, K)]
+        reordered = reorder(top, late, weights, weighted(item, weights), K)
+        return [chunk_id for chunk_id, _ in reordered]
 
 
 def score(
