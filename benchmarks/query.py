@@ -37,7 +37,8 @@ until the next write); a term's first two sights cost a ranking of its rows.
 
 Goal: hybrid p95 ≤ 50 ms and at most 3 times the bare vector search.
 
-Run: ``python -m benchmarks.query [--chunks N] [--queries Q] [--home DIR] [--profile] [--json]``.
+Run: ``python -m benchmarks.query [--chunks N] [--queries Q] [--home DIR] [--profile]
+[--no-rerank] [--json]``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -444,7 +445,14 @@ def profiled(janus: Janus, totals: dict[str, float]) -> Iterator[None]:
 
 
 def measure(
-    home: Path, chunks: int, queries: int, *, profile: bool, share: float, analyze: bool
+    home: Path,
+    chunks: int,
+    queries: int,
+    *,
+    profile: bool,
+    share: float,
+    analyze: bool,
+    rerank: bool = True,
 ) -> Result:
     settings = _settings(home)
     names = Names.build()
@@ -480,7 +488,7 @@ def measure(
         )
         _log(f"bare vector search p50 {result.bare_p50_ms:.2f} ms p95 {result.bare_p95_ms:.2f} ms")
         extractor = retriever.linker.extractor
-        for row in (*MODES, RERANKED):
+        for row in (*MODES, RERANKED) if rerank else MODES:
             mode = "hybrid" if row == RERANKED else row
             weights = FusionWeights(rerank=RERANK_WEIGHT) if row == RERANKED else None
             searcher = Retriever(janus, extractor=extractor, weights=weights)
@@ -575,33 +583,32 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--build-only", action="store_true", help="build the index (--home) and stop"
     )
+    parser.add_argument(
+        "--no-rerank", action="store_true", help=f"leave the {RERANKED} row out (minutes)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    if args.home is None:
-        with tempfile.TemporaryDirectory(prefix="janus-bench-query-") as folder:
-            result = measure(
-                Path(folder),
-                args.chunks,
-                args.queries,
-                profile=args.profile,
-                share=args.entity_share,
-                analyze=args.analyze,
-            )
-    elif args.build_only:
+    if args.build_only:
+        if args.home is None:
+            parser.error("--build-only needs --home")
         args.home.mkdir(parents=True, exist_ok=True)
         with Janus(_settings(args.home)) as janus:
             took = build(janus, args.home, args.chunks, Names.build(), args.entity_share)
             _log(f"built in {took or 0:.0f} s: {stats(janus).get(TENANT, {})}")
         return 0
-    else:
-        args.home.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        home = args.home or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="janus-bench-query-"))
+        )
+        home.mkdir(parents=True, exist_ok=True)
         result = measure(
-            args.home,
+            home,
             args.chunks,
             args.queries,
             profile=args.profile,
             share=args.entity_share,
             analyze=args.analyze,
+            rerank=not args.no_rerank,
         )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))

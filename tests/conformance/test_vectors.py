@@ -177,7 +177,9 @@ def test_search_ranks_by_cosine_within_the_tenant(index: VectorIndex) -> None:
         assert all(hit.payload["tenant"] == "acme" for hit in hits)
 
 
-def test_search_returns_vectors_only_when_asked(index: VectorIndex) -> None:
+def test_search_returns_vectors_only_when_asked_and_payloads_unless_refused(
+    index: VectorIndex,
+) -> None:
     points = make_points("acme", 5, seed=3)
     index.upsert(points)
     plain = index.search(points[0].vector, VectorFilter("acme"), limit=1)
@@ -187,6 +189,8 @@ def test_search_returns_vectors_only_when_asked(index: VectorIndex) -> None:
     original = np.asarray(points[0].vector)
     assert stored == pytest.approx(original / np.linalg.norm(original), abs=1e-5)
     assert full[0].payload == points[0].payload
+    bare = index.search(points[0].vector, VectorFilter("acme"), limit=1, with_payload=False)
+    assert (bare[0].id, bare[0].score, bare[0].payload) == (plain[0].id, plain[0].score, {})
 
 
 def test_limit_larger_than_the_tenant_returns_all(index: VectorIndex) -> None:

@@ -262,6 +262,23 @@ def test_apollo_sentence(extractor: SpacyEntityExtractor) -> None:
     assert ("Kennedy Space Center", "IN", "Florida") in triples(result)
 
 
+def test_without_relations_only_ner_runs_and_finds_the_same_mentions(
+    extractor: SpacyEntityExtractor,
+) -> None:
+    """Queries are linked with ``relations=False``: parser and shared tok2vec off, NER unchanged."""
+    nlp_only = SpacyEntityExtractor(relations=False)
+    assert nlp_only.load().pipe_names == ["ner"]
+    texts = [
+        APOLLO,
+        "What did Maria Keller decide about the flood budget of Northwind Energy in Lyon?",
+        "Who met james lovell, and when did the Soviet Union answer NASA?",
+    ]
+    chunks = [chunk(text, n) for n, text in enumerate(texts)]
+    full = [f.mentions for f in extractor.find_candidates(chunks)]
+    assert [f.mentions for f in nlp_only.find_candidates(chunks)] == full
+    assert all(full)
+
+
 def test_dates_are_kept_when_asked(extractor: SpacyEntityExtractor) -> None:
     result = sharing(extractor, exclude_types=()).extract([chunk(APOLLO)])
     assert ("December 21, 1968", "DATE") in {(e.name, e.type) for e in result.entities}

@@ -27,5 +27,5 @@ def search(
 ) -> list[Candidate]:
     """The ``limit`` nearest chunks to ``query``, best first."""
     vector = embed_query(embedder, query)
-    hits = vectors.search(vector, filters.vector_filter(tenant), limit=limit)
+    hits = vectors.search(vector, filters.vector_filter(tenant), limit=limit, with_payload=False)
     return [Candidate(chunk_id=hit.id, score=float(hit.score)) for hit in hits]

