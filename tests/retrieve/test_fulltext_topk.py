@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import ledger_rows
+import numpy as np
 import pytest
 from sqlalchemy import select, text
 
@@ -126,6 +127,21 @@ def test_candidates_are_the_minimal_term_sets_reaching_the_threshold() -> None:
     assert candidate_expression(["a", "b"], [1.0, 1.0], 3.0) is None  # out of reach
     many = [f"t{i}" for i in range(20)]
     assert candidate_expression(many, [1.0] * 20, 10.0) is None  # too many sets to name
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_best_keys_are_the_top_count_with_their_ties(seed: int) -> None:
+    rng = random.Random(seed)
+    size = rng.randint(1, 400)
+    totals = np.zeros(size)
+    for key in rng.sample(range(size), rng.randint(0, size)):
+        totals[key] = rng.choice([0.5, 1.0, 1.5]) if seed % 2 else rng.random() + 0.01
+    matching = sorted(np.flatnonzero(totals).tolist(), key=lambda key: -totals[key])
+    for count in (1, 3, 40, size, size + 1):
+        keys, floor = fulltext_topk.best_keys(totals, count)
+        last = matching[min(count, len(matching)) - 1] if matching else None
+        assert floor == (0.0 if last is None else float(totals[last]))
+        assert keys.tolist() == [k for k in range(size) if totals[k] and totals[k] >= floor]
 
 
 def cached_postings(ledger: Ledger) -> set[str]:

@@ -253,11 +253,13 @@ def best_keys(totals: NDArray[np.float64], count: int) -> tuple[NDArray[np.int64
 
     Returns the keys and the least score among them (0.0 when none): any
     other key scores less, so checking these first never misses a better row.
+    Only the matching rows are partitioned: over the whole table, the
+    non-matching rows' zeros and the few distinct scores of short phrases
+    are ties that cost selection eight times as long (8 ms at 100k chunks).
     """
-    if count < len(totals):
-        best = np.argpartition(totals, len(totals) - count)[len(totals) - count :]
-        floor = float(totals[best].min())
-        if floor > 0:
-            return np.flatnonzero(totals >= floor).astype(np.int64), floor
     keys = np.flatnonzero(totals).astype(np.int64)
+    if count < len(keys):
+        scores = totals[keys]
+        floor = float(np.partition(scores, len(keys) - count)[len(keys) - count])
+        return keys[scores >= floor], floor
     return keys, float(totals[keys].min()) if len(keys) else 0.0
