@@ -19,8 +19,8 @@ a sixth of the pipeline's time on Wikipedia text); the few verbs and nouns
 that name a relation are lemmatised on demand by the rule lemmatizer with
 the part of speech the dependency pattern implies, and cached. With
 ``relations=False`` the parser is switched off too, and with it the shared
-token embedding only the tagger and parser read (NER has its own). The model loads on
-first use, once per instance, and never from the network.
+token embedding only the tagger and parser read (NER has its own). The
+model loads on first use, once per instance, and never from the network.
 """
 
 from __future__ import annotations
